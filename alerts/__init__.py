@@ -1,0 +1,1 @@
+"""Logging setup and alert routing (log sink now; Slack later)."""

@@ -1,0 +1,788 @@
+"""Incremental technical indicators: O(1) work per update, no numpy or pandas on the hot path.
+
+Every indicator follows one protocol:
+
+* ``update(value)`` (``update(high, low, close)`` for :class:`ATR`) feeds the next observation and
+  returns the new value, or ``None`` while the indicator is still warming up;
+* ``value`` is the last returned value (``None`` until warm), ``ready`` tells whether it is warm;
+* ``reset()`` returns the indicator to its freshly constructed state.
+
+Windowed indicators keep a fixed-size ring buffer and running sums. Running sums drift with float
+rounding, so each one is recomputed exactly (``math.fsum``, two-pass for variances) every time its
+ring buffer wraps: O(period) work once per ``period`` updates, i.e. amortised O(1), and the error
+can never accumulate over more than one window no matter how long the stream is.
+
+Inputs must be finite floats. This is not checked here (it would cost on every bar); a NaN poisons
+recursive indicators (EMA, RSI, ATR, MACD) until :meth:`reset` and windowed ones until it has left
+the window. Validate data at the boundary (see :mod:`learning.features`).
+
+The classes use ``__slots__`` and are not thread-safe; use one instance per symbol and stream.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+__all__ = [
+    "ATR",
+    "EMA",
+    "MACD",
+    "RSI",
+    "SMA",
+    "Bollinger",
+    "EfficiencyRatio",
+    "RollingMax",
+    "RollingMin",
+    "RollingStats",
+]
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    """Return ``value`` if it is an ``int`` (not ``bool``) ``>= minimum``, else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+class _Indicator:
+    """Shared read-only accessors; subclasses store their current value in ``_value``."""
+
+    __slots__ = ("_value",)
+
+    @property
+    def value(self) -> float | None:
+        """Last computed value (``None`` until the indicator is warm)."""
+        return self._value
+
+    @property
+    def ready(self) -> bool:
+        """``True`` once the indicator has seen enough data to produce values."""
+        return self._value is not None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} value={self._value!r}>"
+
+
+class SMA(_Indicator):
+    """Simple moving average of the last ``period`` values.
+
+    Parameters
+    ----------
+    period : int
+        Window length in observations (>= 1).
+
+    Raises
+    ------
+    ValueError
+        If ``period`` is not an integer >= 1.
+
+    Notes
+    -----
+    ``SMA_t = (1/n) * sum(x_{t-n+1} .. x_t)``. Ready after ``period`` values. The output has the
+    units of the input.
+
+    Examples
+    --------
+    >>> sma = SMA(3)
+    >>> [sma.update(x) for x in (1.0, 2.0, 3.0, 4.0)]
+    [None, None, 2.0, 3.0]
+    """
+
+    __slots__ = ("period", "_buf", "_idx", "_count", "_sum")
+
+    def __init__(self, period: int) -> None:
+        self.period = _check_int("period", period, 1)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every observation."""
+        self._buf = [0.0] * self.period
+        self._idx = 0
+        self._count = 0
+        self._sum = 0.0
+        self._value = None
+
+    def update(self, value: float) -> float | None:
+        """Add ``value`` and return the average of the last ``period`` values (``None`` if fewer)."""
+        buf = self._buf
+        i = self._idx
+        self._sum += value - buf[i]
+        buf[i] = value
+        i += 1
+        if i == self.period:
+            i = 0
+            self._sum = math.fsum(buf)  # exact resync once per window: bounded drift
+        self._idx = i
+        if self._count < self.period:
+            self._count += 1
+            if self._count < self.period:
+                return None
+        v = self._sum / self.period
+        self._value = v
+        return v
+
+
+class EMA(_Indicator):
+    """Exponential moving average seeded with the SMA of the first ``period`` values.
+
+    Parameters
+    ----------
+    period : int
+        Span in observations (>= 1); also the length of the SMA seed.
+    alpha : float, optional
+        Smoothing factor in (0, 1]; default ``2 / (period + 1)`` (the usual "span" convention).
+        Wilder's smoothing is ``alpha = 1 / period``.
+
+    Raises
+    ------
+    ValueError
+        If ``period`` is not an integer >= 1 or ``alpha`` is outside (0, 1].
+
+    Notes
+    -----
+    ``EMA_{n-1} = mean(x_0 .. x_{n-1})`` and then ``EMA_t = EMA_{t-1} + alpha * (x_t - EMA_{t-1})``.
+    Ready after ``period`` values; same units as the input.
+
+    Examples
+    --------
+    >>> ema = EMA(3)
+    >>> [ema.update(x) for x in (1.0, 2.0, 3.0, 5.0)]
+    [None, None, 2.0, 3.5]
+    """
+
+    __slots__ = ("period", "alpha", "_count", "_sum")
+
+    def __init__(self, period: int, alpha: float | None = None) -> None:
+        self.period = _check_int("period", period, 1)
+        if alpha is None:
+            alpha = 2.0 / (period + 1.0)
+        elif isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be a number in (0, 1], got {alpha!r}")
+        self.alpha = float(alpha)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every observation."""
+        self._count = 0
+        self._sum = 0.0
+        self._value = None
+
+    def update(self, value: float) -> float | None:
+        """Add ``value`` and return the new average (``None`` during the ``period``-value seed)."""
+        v = self._value
+        if v is not None:
+            v += self.alpha * (value - v)
+            self._value = v
+            return v
+        self._count += 1
+        self._sum += value
+        if self._count < self.period:
+            return None
+        v = self._sum / self.period
+        self._value = v
+        return v
+
+
+class RSI(_Indicator):
+    """Relative Strength Index with Wilder's smoothing (Wilder 1978).
+
+    Parameters
+    ----------
+    period : int
+        Smoothing length in price changes (>= 1); Wilder used 14.
+
+    Raises
+    ------
+    ValueError
+        If ``period`` is not an integer >= 1.
+
+    Notes
+    -----
+    From consecutive closes, gains ``U_t = max(c_t - c_{t-1}, 0)`` and losses
+    ``D_t = max(c_{t-1} - c_t, 0)``. The first averages are the plain means of the first ``period``
+    gains and losses; then ``avg_t = avg_{t-1} + (x_t - avg_{t-1}) / period`` (Wilder's smoothing,
+    an EMA with ``alpha = 1/period``). ``RSI = 100 - 100 / (1 + avgU/avgD) = 100 * avgU / (avgU + avgD)``,
+    in [0, 100]; 100 when there were only gains, 50 when prices did not move at all.
+    Ready after ``period + 1`` closes.
+
+    Examples
+    --------
+    >>> rsi = RSI(2)
+    >>> [rsi.update(x) for x in (1.0, 2.0, 1.0, 2.0)]
+    [None, None, 50.0, 75.0]
+    """
+
+    __slots__ = ("period", "_prev", "_count", "_gain", "_loss")
+
+    def __init__(self, period: int = 14) -> None:
+        self.period = _check_int("period", period, 1)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every observation."""
+        self._prev: float | None = None
+        self._count = 0
+        self._gain = 0.0
+        self._loss = 0.0
+        self._value = None
+
+    def update(self, value: float) -> float | None:
+        """Add the next close and return the RSI in [0, 100] (``None`` until ``period + 1`` closes)."""
+        prev = self._prev
+        self._prev = value
+        if prev is None:
+            return None
+        d = value - prev
+        gain = d if d > 0.0 else 0.0
+        loss = -d if d < 0.0 else 0.0
+        n = self.period
+        if self._count < n:
+            self._gain += gain
+            self._loss += loss
+            self._count += 1
+            if self._count < n:
+                return None
+            g = self._gain = self._gain / n
+            l = self._loss = self._loss / n  # noqa: E741
+        else:
+            g = self._gain = self._gain + (gain - self._gain) / n
+            l = self._loss = self._loss + (loss - self._loss) / n  # noqa: E741
+        s = g + l
+        v = 100.0 * (g / s) if s > 0.0 else 50.0  # g/s <= 1 exactly, so v <= 100
+        self._value = v
+        return v
+
+
+class ATR(_Indicator):
+    """Average True Range with Wilder's smoothing (Wilder 1978).
+
+    Parameters
+    ----------
+    period : int
+        Smoothing length in bars (>= 1); Wilder used 14.
+
+    Raises
+    ------
+    ValueError
+        If ``period`` is not an integer >= 1.
+
+    Notes
+    -----
+    ``TR_t = max(h_t, c_{t-1}) - min(l_t, c_{t-1})`` (= max of ``h-l``, ``|h-c_{t-1}|``,
+    ``|l-c_{t-1}|``); the first bar has no previous close and uses ``h - l``. The first ATR is the
+    mean of the first ``period`` true ranges, then ``ATR_t = ATR_{t-1} + (TR_t - ATR_{t-1}) / period``.
+    Ready after ``period`` bars; price units (USD).
+
+    Examples
+    --------
+    >>> atr = ATR(2)
+    >>> [atr.update(h, l, c) for h, l, c in ((2.0, 1.0, 1.5), (3.0, 2.0, 2.5), (2.5, 1.5, 2.0))]
+    [None, 1.25, 1.125]
+    """
+
+    __slots__ = ("period", "_prev_close", "_count", "_sum")
+
+    def __init__(self, period: int = 14) -> None:
+        self.period = _check_int("period", period, 1)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every bar."""
+        self._prev_close: float | None = None
+        self._count = 0
+        self._sum = 0.0
+        self._value = None
+
+    def update(self, high: float, low: float, close: float) -> float | None:
+        """Add one bar and return the ATR in price units (``None`` until ``period`` bars)."""
+        pc = self._prev_close
+        self._prev_close = close
+        if pc is None:
+            tr = high - low
+        else:
+            tr = (high if high > pc else pc) - (low if low < pc else pc)
+        v = self._value
+        if v is not None:
+            v += (tr - v) / self.period
+            self._value = v
+            return v
+        self._count += 1
+        self._sum += tr
+        if self._count < self.period:
+            return None
+        v = self._sum / self.period
+        self._value = v
+        return v
+
+
+class RollingStats(_Indicator):
+    """Rolling mean, variance, standard deviation and z-score over the last ``period`` values.
+
+    Parameters
+    ----------
+    period : int
+        Window length in observations (>= ``ddof + 1``).
+    ddof : int, optional
+        Delta degrees of freedom: 1 (default) for the sample standard deviation, 0 for the
+        population one.
+
+    Raises
+    ------
+    ValueError
+        If ``ddof`` is not 0 or 1, or ``period`` is not an integer >= ``ddof + 1``.
+
+    Notes
+    -----
+    Uses Welford's (1962) online update generalised to a sliding window (add the new value and
+    remove the oldest in one step: ``mean += (x - y)/n``,
+    ``M2 += (x - y) * (x - mean_new + y - mean_old)``), which avoids the catastrophic cancellation
+    of the sum-of-squares formula. Mean and ``M2`` are recomputed exactly (two-pass, ``math.fsum``)
+    at a ring-buffer wrap at least every 256 updates (every wrap for ``period >= 256``), so rounding
+    error is bounded by a few hundred steps over any stream length. A window of identical values has exactly that mean and a
+    variance of exactly 0 (tracked by the length of the current run of equal values), so
+    z-scores of flat data are 0, not noise divided by rounding residue.
+    ``variance = M2 / (n - ddof)``. :meth:`update` returns the mean; ``value`` is the mean.
+
+    Examples
+    --------
+    >>> rs = RollingStats(3)
+    >>> [rs.update(x) for x in (1.0, 2.0, 3.0, 4.0)]
+    [None, None, 2.0, 3.0]
+    >>> rs.std, rs.zscore(4.0)
+    (1.0, 1.0)
+    """
+
+    __slots__ = ("period", "ddof", "_buf", "_idx", "_count", "_mean", "_m2", "_last", "_run", "_wraps", "_resync_wraps")
+
+    def __init__(self, period: int, ddof: int = 1) -> None:
+        if ddof not in (0, 1) or isinstance(ddof, bool):
+            raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
+        self.period = _check_int("period", period, ddof + 1)
+        self.ddof = ddof
+        # resync every ~256 updates at least (once per wrap for windows >= 256): amortised O(1)
+        self._resync_wraps = -(-256 // self.period)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every observation."""
+        self._buf = [0.0] * self.period
+        self._idx = 0
+        self._count = 0
+        self._mean = 0.0
+        self._m2 = 0.0
+        self._last = math.nan
+        self._run = 0  # length of the current run of identical values
+        self._wraps = 0
+        self._value = None
+
+    def update(self, value: float) -> float | None:
+        """Add ``value`` and return the window mean (``None`` until ``period`` values)."""
+        buf = self._buf
+        i = self._idx
+        n = self.period
+        mean = self._mean
+        if self._count == n:
+            old = buf[i]
+            delta = value - old
+            new_mean = mean + delta / n
+            self._m2 += delta * (value - new_mean + old - mean)
+            mean = new_mean
+        else:
+            c = self._count = self._count + 1
+            delta = value - mean
+            mean += delta / c
+            self._m2 += delta * (value - mean)
+        buf[i] = value
+        i += 1
+        if i == n:
+            i = 0
+            if self._count == n:
+                self._wraps += 1
+                if self._wraps >= self._resync_wraps:  # exact two-pass resync: bounded drift
+                    self._wraps = 0
+                    mean = math.fsum(buf) / n
+                    self._m2 = math.fsum([(x - mean) * (x - mean) for x in buf])
+        self._idx = i
+        if value == self._last:
+            self._run += 1
+            if self._run >= n:  # constant window: exact mean, zero variance (no rounding residue)
+                mean = value
+                self._m2 = 0.0
+        else:
+            self._last = value
+            self._run = 1
+        self._mean = mean
+        if self._count < n:
+            return None
+        self._value = mean
+        return mean
+
+    @property
+    def mean(self) -> float | None:
+        """Window mean (``None`` until warm)."""
+        return self._value
+
+    @property
+    def variance(self) -> float | None:
+        """Window variance with ``ddof`` (``None`` until warm); squared input units."""
+        if self._value is None:
+            return None
+        m2 = self._m2
+        return m2 / (self.period - self.ddof) if m2 > 0.0 else 0.0
+
+    @property
+    def std(self) -> float | None:
+        """Window standard deviation with ``ddof`` (``None`` until warm); input units."""
+        if self._value is None:
+            return None
+        m2 = self._m2
+        return math.sqrt(m2 / (self.period - self.ddof)) if m2 > 0.0 else 0.0
+
+    def zscore(self, value: float) -> float | None:
+        """Return ``(value - mean) / std`` for the current window.
+
+        Returns ``None`` until warm and ``0.0`` when the window is constant (``std == 0``).
+        """
+        mean = self._value
+        if mean is None:
+            return None
+        m2 = self._m2
+        if m2 <= 0.0:
+            return 0.0
+        return (value - mean) / math.sqrt(m2 / (self.period - self.ddof))
+
+
+class MACD(_Indicator):
+    """Moving Average Convergence/Divergence histogram (Appel 1979; histogram by Aspray 1986).
+
+    Parameters
+    ----------
+    fast, slow : int
+        Spans of the fast and slow EMAs of the input (1 <= fast < slow); classic 12 and 26.
+    signal : int
+        Span of the signal-line EMA of the MACD line (>= 1); classic 9.
+
+    Raises
+    ------
+    ValueError
+        If a span is not an integer >= 1 or ``fast >= slow``.
+
+    Notes
+    -----
+    ``macd = EMA_fast(x) - EMA_slow(x)``, ``signal = EMA_signal(macd)``, ``hist = macd - signal``;
+    every EMA uses ``alpha = 2/(span+1)`` and is seeded with the SMA of its first ``span`` inputs
+    (see :class:`EMA`); the MACD line starts when the slow EMA is warm. :meth:`update` returns the
+    histogram, ready after ``slow + signal - 1`` values; price units.
+    """
+
+    __slots__ = ("fast", "slow", "signal_period", "_fast", "_slow", "_signal", "_macd")
+
+    def __init__(self, fast: int = 12, slow: int = 26, signal: int = 9) -> None:
+        _check_int("fast", fast, 1)
+        _check_int("slow", slow, 1)
+        _check_int("signal", signal, 1)
+        if fast >= slow:
+            raise ValueError(f"fast must be < slow, got fast={fast!r}, slow={slow!r}")
+        self.fast = fast
+        self.slow = slow
+        self.signal_period = signal
+        self._fast = EMA(fast)
+        self._slow = EMA(slow)
+        self._signal = EMA(signal)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every observation."""
+        self._fast.reset()
+        self._slow.reset()
+        self._signal.reset()
+        self._macd: float | None = None
+        self._value = None
+
+    def update(self, value: float) -> float | None:
+        """Add ``value`` and return the histogram ``macd - signal`` (``None`` until warm)."""
+        f = self._fast.update(value)
+        s = self._slow.update(value)
+        if s is None:
+            return None
+        m = self._macd = f - s  # type: ignore[operator]  # fast is warm before slow
+        sig = self._signal.update(m)
+        if sig is None:
+            return None
+        h = m - sig
+        self._value = h
+        return h
+
+    @property
+    def macd(self) -> float | None:
+        """MACD line ``EMA_fast - EMA_slow`` (``None`` until the slow EMA is warm)."""
+        return self._macd
+
+    @property
+    def signal(self) -> float | None:
+        """Signal line, the EMA of the MACD line (``None`` until warm)."""
+        return self._signal._value
+
+    @property
+    def histogram(self) -> float | None:
+        """``macd - signal`` (same as ``value``)."""
+        return self._value
+
+
+class Bollinger(_Indicator):
+    """Bollinger Bands %b (Bollinger 2001): where the value sits inside the bands.
+
+    Parameters
+    ----------
+    period : int
+        Window of the middle band (SMA) and of the standard deviation (>= 1); classic 20.
+    k : float
+        Band half-width in standard deviations (> 0); classic 2.
+
+    Raises
+    ------
+    ValueError
+        If ``period`` is not an integer >= 1 or ``k`` is not a positive finite number.
+
+    Notes
+    -----
+    ``middle = SMA_n(x)``, ``sigma`` = population standard deviation (ddof=0, as Bollinger uses)
+    over the same window, ``upper/lower = middle +/- k*sigma``,
+    ``%b = (x - lower) / (upper - lower)``: 0 at the lower band, 0.5 at the middle, 1 at the upper
+    band, unbounded outside; 0.5 when the window is constant. Ready after ``period`` values.
+    """
+
+    __slots__ = ("period", "k", "_stats", "_last")
+
+    def __init__(self, period: int = 20, k: float = 2.0) -> None:
+        _check_int("period", period, 1)
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0.0 < k < math.inf:
+            raise ValueError(f"k must be a positive finite number, got {k!r}")
+        self.period = period
+        self.k = float(k)
+        self._stats = RollingStats(period, ddof=0)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every observation."""
+        self._stats.reset()
+        self._last = 0.0
+        self._value = None
+
+    def update(self, value: float) -> float | None:
+        """Add ``value`` and return its %b against the bands that include it (``None`` until warm)."""
+        stats = self._stats
+        if stats.update(value) is None:
+            return None
+        self._last = value
+        m2 = stats._m2
+        if m2 > 0.0:
+            v = 0.5 + (value - stats._mean) / (2.0 * self.k * math.sqrt(m2 / self.period))
+        else:
+            v = 0.5
+        self._value = v
+        return v
+
+    @property
+    def percent_b(self) -> float | None:
+        """%b of the last value (same as ``value``)."""
+        return self._value
+
+    @property
+    def middle(self) -> float | None:
+        """Middle band (SMA), ``None`` until warm."""
+        return self._stats.mean
+
+    @property
+    def upper(self) -> float | None:
+        """Upper band ``middle + k*sigma``, ``None`` until warm."""
+        m, s = self._stats.mean, self._stats.std
+        return None if m is None or s is None else m + self.k * s
+
+    @property
+    def lower(self) -> float | None:
+        """Lower band ``middle - k*sigma``, ``None`` until warm."""
+        m, s = self._stats.mean, self._stats.std
+        return None if m is None or s is None else m - self.k * s
+
+
+class EfficiencyRatio(_Indicator):
+    """Kaufman efficiency ratio (Kaufman 1995, "Smarter Trading"): net move over path length.
+
+    Parameters
+    ----------
+    period : int
+        Look-back in price changes (>= 1).
+
+    Raises
+    ------
+    ValueError
+        If ``period`` is not an integer >= 1.
+
+    Notes
+    -----
+    ``ER_t = |x_t - x_{t-n}| / sum_{i=t-n+1..t} |x_i - x_{i-1}|``, in [0, 1]: 1 for a straight
+    line, near 0 for noise; 0 when prices did not move at all. Ready after ``period + 1`` values.
+    Dimensionless.
+
+    Examples
+    --------
+    >>> er = EfficiencyRatio(2)
+    >>> [er.update(x) for x in (1.0, 2.0, 3.0, 2.0)]
+    [None, None, 1.0, 0.0]
+    """
+
+    __slots__ = ("period", "_prices", "_diffs", "_pidx", "_didx", "_count", "_sum", "_prev")
+
+    def __init__(self, period: int) -> None:
+        self.period = _check_int("period", period, 1)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every observation."""
+        self._prices = [0.0] * self.period  # last n prices; slot _pidx holds x_{t-n}
+        self._diffs = [0.0] * self.period  # last n absolute changes
+        self._pidx = 0
+        self._didx = 0
+        self._count = 0
+        self._sum = 0.0
+        self._prev: float | None = None
+        self._value = None
+
+    def update(self, value: float) -> float | None:
+        """Add ``value`` and return the efficiency ratio in [0, 1] (``None`` until warm)."""
+        n = self.period
+        prev = self._prev
+        self._prev = value
+        prices = self._prices
+        p = self._pidx
+        old = prices[p]
+        prices[p] = value
+        p += 1
+        self._pidx = 0 if p == n else p
+        if prev is None:
+            self._count = 1
+            return None
+        d = value - prev
+        if d < 0.0:
+            d = -d
+        diffs = self._diffs
+        j = self._didx
+        self._sum += d - diffs[j]
+        diffs[j] = d
+        j += 1
+        if j == n:
+            j = 0
+            self._sum = math.fsum(diffs)  # exact resync once per window
+        self._didx = j
+        if self._count <= n:
+            self._count += 1
+            if self._count <= n:
+                return None
+        direction = value - old
+        if direction < 0.0:
+            direction = -direction
+        path = self._sum
+        if path <= 0.0:
+            v = 0.0
+        else:
+            v = direction / path
+            if v > 1.0:  # rounding guard
+                v = 1.0
+        self._value = v
+        return v
+
+
+class _RollingExtreme(_Indicator):
+    """Rolling max/min over the last ``period`` values with a monotonic deque (amortised O(1))."""
+
+    __slots__ = ("period", "_deque", "_count")
+
+    def __init__(self, period: int) -> None:
+        self.period = _check_int("period", period, 1)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every observation."""
+        self._deque: deque[tuple[int, float]] = deque()
+        self._count = 0
+        self._value = None
+
+
+class RollingMax(_RollingExtreme):
+    """Maximum of the last ``period`` values (monotonic deque, amortised O(1) per update).
+
+    Parameters
+    ----------
+    period : int
+        Window length in observations (>= 1).
+
+    Raises
+    ------
+    ValueError
+        If ``period`` is not an integer >= 1.
+
+    Examples
+    --------
+    >>> mx = RollingMax(2)
+    >>> [mx.update(x) for x in (1.0, 3.0, 2.0, 1.0)]
+    [None, 3.0, 3.0, 2.0]
+    """
+
+    __slots__ = ()
+
+    def update(self, value: float) -> float | None:
+        """Add ``value`` and return the window maximum (``None`` until ``period`` values)."""
+        dq = self._deque
+        i = self._count
+        self._count = i + 1
+        while dq and dq[-1][1] <= value:
+            dq.pop()
+        dq.append((i, value))
+        if dq[0][0] <= i - self.period:
+            dq.popleft()
+        if i + 1 < self.period:
+            return None
+        v = dq[0][1]
+        self._value = v
+        return v
+
+
+class RollingMin(_RollingExtreme):
+    """Minimum of the last ``period`` values (monotonic deque, amortised O(1) per update).
+
+    Parameters
+    ----------
+    period : int
+        Window length in observations (>= 1).
+
+    Raises
+    ------
+    ValueError
+        If ``period`` is not an integer >= 1.
+
+    Examples
+    --------
+    >>> mn = RollingMin(2)
+    >>> [mn.update(x) for x in (3.0, 1.0, 2.0, 4.0)]
+    [None, 1.0, 1.0, 2.0]
+    """
+
+    __slots__ = ()
+
+    def update(self, value: float) -> float | None:
+        """Add ``value`` and return the window minimum (``None`` until ``period`` values)."""
+        dq = self._deque
+        i = self._count
+        self._count = i + 1
+        while dq and dq[-1][1] >= value:
+            dq.pop()
+        dq.append((i, value))
+        if dq[0][0] <= i - self.period:
+            dq.popleft()
+        if i + 1 < self.period:
+            return None
+        v = dq[0][1]
+        self._value = v
+        return v

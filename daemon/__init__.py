@@ -1,0 +1,1 @@
+"""The application: configuration, CLI and (later) the live node."""

@@ -1,0 +1,83 @@
+"""SignalPipeline: per-symbol features, regime detector and online learner behind the
+:class:`core.ports.SignalModel` port the engine calls once per bar."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.enums import Regime
+from core.events import Bar
+from learning.features import FeatureConfig, StreamingFeatures
+from learning.learner import LearnerConfig, OnlineLearner
+from learning.regime import RegimeConfig, RegimeDetector
+
+
+class SignalConfig(BaseModel):
+    """What runs per bar. Features are computed only when the learner needs them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    regime_enabled: bool = Field(True, description="run the regime detector (emits RegimeChanged)")
+    learner_enabled: bool = Field(False, description="run features + online learner (set by strategies that use it)")
+    features: FeatureConfig = FeatureConfig()
+    regime: RegimeConfig = RegimeConfig()
+    learner: LearnerConfig = LearnerConfig()
+
+
+class _SymbolSignals:
+    __slots__ = ("features", "regime", "learner", "last_features", "prediction", "current_regime")
+
+    def __init__(self, config: SignalConfig) -> None:
+        self.features = StreamingFeatures(config.features) if config.learner_enabled else None
+        self.regime = RegimeDetector(config.regime) if config.regime_enabled else None
+        self.learner = OnlineLearner(config.learner) if config.learner_enabled else None
+        self.last_features: dict[str, float] | None = None
+        self.prediction: float | None = None
+        self.current_regime = Regime.UNKNOWN
+
+
+class SignalPipeline:
+    """Features -> regime -> learner for every symbol, O(1) per bar.
+
+    Parameters
+    ----------
+    config
+        See :class:`SignalConfig`.
+    """
+
+    def __init__(self, config: SignalConfig) -> None:
+        self.config = config
+        self._symbols: dict[str, _SymbolSignals] = {}
+
+    def on_bar(self, bar: Bar) -> tuple[Regime, Regime] | None:
+        """Update ``bar.symbol``'s signals; return (previous, current) when its regime changed."""
+        s = self._symbols.get(bar.symbol)
+        if s is None:
+            s = self._symbols[bar.symbol] = _SymbolSignals(self.config)
+        change = None
+        if s.regime is not None:
+            regime = s.regime.update(bar)
+            if regime is not s.current_regime:
+                change = (s.current_regime, regime)
+                s.current_regime = regime
+        if s.learner is not None:
+            features = s.features.update(bar)
+            s.last_features = features
+            s.prediction = s.learner.on_bar(bar, features)
+        return change
+
+    def features(self, symbol: str) -> dict[str, float] | None:
+        s = self._symbols.get(symbol)
+        return s.last_features if s is not None else None
+
+    def prediction(self, symbol: str) -> float | None:
+        s = self._symbols.get(symbol)
+        return s.prediction if s is not None else None
+
+    def regime(self, symbol: str) -> Regime:
+        s = self._symbols.get(symbol)
+        return s.current_regime if s is not None else Regime.UNKNOWN
+
+    def learner_states(self) -> dict[str, bytes]:
+        """Serialized learner per symbol (for the model registry; no I/O here)."""
+        return {sym: s.learner.to_bytes() for sym, s in self._symbols.items() if s.learner is not None}

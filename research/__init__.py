@@ -1,0 +1,1 @@
+"""Research tools: metrics, benchmarks, reports and loops over replays."""

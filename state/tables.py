@@ -1,0 +1,220 @@
+"""SQLModel table classes of the store (private to ``state/``: they never leave this package).
+
+Every timestamp column is a timezone-aware ``DateTime`` holding UTC (converted from the epoch
+nanoseconds used everywhere else; precision is one microsecond). Money columns are USD,
+quantities shares, both double precision. Enumerations are stored as their string values.
+
+The tables live in their own :class:`sqlalchemy.MetaData` (:data:`METADATA`) with a naming
+convention, so constraint and index names are identical on SQLite and PostgreSQL and Alembic
+can compare and drop them by name. Migration ``0001_initial`` creates exactly this metadata;
+any change here needs a new migration (``tests/state/test_migrations.py`` checks they agree).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+METADATA = sa.MetaData(naming_convention=NAMING_CONVENTION)
+"""The store's schema (kept apart from ``SQLModel.metadata``)."""
+
+# 64-bit surrogate keys; SQLite only auto-increments an ``INTEGER PRIMARY KEY`` (its rowid).
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+UTC_DATETIME = sa.DateTime(timezone=True)
+DOUBLE = sa.Double()
+JSON_DOC = sa.JSON().with_variant(JSONB(), "postgresql")
+TEXT = sa.String()
+RUN_FK = "runs.id"
+
+
+class _Table(SQLModel, registry=registry(metadata=METADATA)):
+    """Abstract base binding the tables to :data:`METADATA`."""
+
+
+class RunRow(_Table, table=True):
+    """One replay or live session (``kind``) of one strategy with its parameters and results."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('replay', 'live')", name="kind"),
+        sa.Index("ix_runs_strategy_id_started_at", "strategy_id", "started_at"),
+    )
+
+    id: str = Field(primary_key=True, sa_type=TEXT)
+    kind: str = Field(sa_type=TEXT)
+    strategy_id: str = Field(sa_type=TEXT)
+    params: dict[str, Any] = Field(default_factory=dict, sa_type=JSON_DOC)
+    config_hash: str = Field(sa_type=TEXT)
+    data_hash: str = Field(sa_type=TEXT)
+    started_at: datetime = Field(sa_type=UTC_DATETIME)
+    finished_at: datetime | None = Field(default=None, sa_type=UTC_DATETIME)
+    status: str = Field(sa_type=TEXT)
+    metrics: dict[str, Any] | None = Field(default=None, sa_type=JSON_DOC)
+
+
+class OrderRow(_Table, table=True):
+    """Latest known state of one order; ``(run_id, client_order_id)`` is unique (upsert target)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "client_order_id"),
+        sa.Index("ix_orders_run_id_status", "run_id", "status"),
+        sa.Index("ix_orders_broker_order_id", "broker_order_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    run_id: str = Field(foreign_key=RUN_FK, ondelete="CASCADE", sa_type=TEXT)
+    client_order_id: str = Field(sa_type=TEXT)
+    strategy_id: str = Field(sa_type=TEXT)
+    symbol: str = Field(sa_type=TEXT)
+    side: str = Field(sa_type=TEXT)
+    quantity: float = Field(sa_type=DOUBLE)
+    order_type: str = Field(sa_type=TEXT)
+    limit_price: float | None = Field(default=None, sa_type=DOUBLE)
+    stop_price: float | None = Field(default=None, sa_type=DOUBLE)
+    time_in_force: str = Field(sa_type=TEXT)
+    reason: str = Field(sa_type=TEXT)
+    status: str = Field(sa_type=TEXT)
+    filled_quantity: float = Field(sa_type=DOUBLE)
+    avg_fill_price: float = Field(sa_type=DOUBLE)
+    commission: float = Field(sa_type=DOUBLE)
+    broker_order_id: str = Field(sa_type=TEXT)
+    created_at: datetime = Field(sa_type=UTC_DATETIME)
+    updated_at: datetime = Field(sa_type=UTC_DATETIME)
+
+
+class FillRow(_Table, table=True):
+    """One (partial) fill; ``(run_id, fill_id)`` is unique, so a replayed report is ignored."""
+
+    __tablename__ = "fills"
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "fill_id"),
+        sa.Index("ix_fills_run_id_client_order_id", "run_id", "client_order_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    run_id: str = Field(foreign_key=RUN_FK, ondelete="CASCADE", sa_type=TEXT)
+    client_order_id: str = Field(sa_type=TEXT)
+    fill_id: str = Field(sa_type=TEXT)
+    symbol: str = Field(sa_type=TEXT)
+    side: str = Field(sa_type=TEXT)
+    quantity: float = Field(sa_type=DOUBLE)
+    price: float = Field(sa_type=DOUBLE)
+    cum_quantity: float = Field(sa_type=DOUBLE)
+    commission: float = Field(sa_type=DOUBLE)
+    ts_event: datetime = Field(sa_type=UTC_DATETIME)
+    ts_init: datetime = Field(sa_type=UTC_DATETIME)
+
+
+class TradeRow(_Table, table=True):
+    """One closed round trip (:class:`core.events.TradeClosed`); P&L USD net of commission."""
+
+    __tablename__ = "trades"
+    __table_args__ = (sa.Index("ix_trades_run_id_exit_ts", "run_id", "exit_ts"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    run_id: str = Field(foreign_key=RUN_FK, ondelete="CASCADE", sa_type=TEXT)
+    symbol: str = Field(sa_type=TEXT)
+    side: str = Field(sa_type=TEXT)
+    quantity: float = Field(sa_type=DOUBLE)
+    entry_ts: datetime = Field(sa_type=UTC_DATETIME)
+    exit_ts: datetime = Field(sa_type=UTC_DATETIME)
+    entry_price: float = Field(sa_type=DOUBLE)
+    exit_price: float = Field(sa_type=DOUBLE)
+    pnl: float = Field(sa_type=DOUBLE)
+    commission: float = Field(sa_type=DOUBLE)
+    exit_reason: str = Field(sa_type=TEXT)
+    ts_init: datetime = Field(sa_type=UTC_DATETIME)
+
+
+class DecisionRow(_Table, table=True):
+    """What the engine decided about one intent (:class:`core.ports.Decision`)."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (sa.Index("ix_decisions_run_id_ts", "run_id", "ts"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    run_id: str = Field(foreign_key=RUN_FK, ondelete="CASCADE", sa_type=TEXT)
+    ts: datetime = Field(sa_type=UTC_DATETIME)
+    strategy_id: str = Field(sa_type=TEXT)
+    symbol: str = Field(sa_type=TEXT)
+    side: str = Field(sa_type=TEXT)
+    quantity: float = Field(sa_type=DOUBLE)
+    outcome: str = Field(sa_type=TEXT)
+    reason: str = Field(sa_type=TEXT)
+    client_order_id: str = Field(sa_type=TEXT)
+    confidence: float | None = Field(default=None, sa_type=DOUBLE)
+    regime: str = Field(sa_type=TEXT)
+
+
+class EquitySnapshotRow(_Table, table=True):
+    """Account value at one time (:class:`core.ports.EquitySnapshot`), USD."""
+
+    __tablename__ = "equity_snapshots"
+    __table_args__ = (sa.Index("ix_equity_snapshots_run_id_ts", "run_id", "ts"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    run_id: str = Field(foreign_key=RUN_FK, ondelete="CASCADE", sa_type=TEXT)
+    ts: datetime = Field(sa_type=UTC_DATETIME)
+    cash: float = Field(sa_type=DOUBLE)
+    equity: float = Field(sa_type=DOUBLE)
+    gross_exposure: float = Field(sa_type=DOUBLE)
+    open_positions: int = Field(sa_type=sa.Integer)
+
+
+class PositionRow(_Table, table=True):
+    """Holding in one symbol at ``updated_at``; one row per ``(run_id, symbol)``, upserted."""
+
+    __tablename__ = "positions"
+    __table_args__ = (sa.UniqueConstraint("run_id", "symbol"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    run_id: str = Field(foreign_key=RUN_FK, ondelete="CASCADE", sa_type=TEXT)
+    symbol: str = Field(sa_type=TEXT)
+    quantity: float = Field(sa_type=DOUBLE)
+    avg_price: float = Field(sa_type=DOUBLE)
+    realized_pnl: float = Field(sa_type=DOUBLE)
+    commission: float = Field(sa_type=DOUBLE)
+    updated_at: datetime = Field(sa_type=UTC_DATETIME)
+
+
+class TradingStateRow(_Table, table=True):
+    """Current risk state of one account (not of a run: a halt survives restarts and runs)."""
+
+    __tablename__ = "trading_state"
+
+    account: str = Field(primary_key=True, sa_type=TEXT)
+    state: str = Field(sa_type=TEXT)
+    reason: str = Field(sa_type=TEXT)
+    updated_at: datetime = Field(sa_type=UTC_DATETIME)
+
+
+class TradingStateHistoryRow(_Table, table=True):
+    """Every trading state change of every account, in order."""
+
+    __tablename__ = "trading_state_history"
+    __table_args__ = (sa.Index("ix_trading_state_history_account_ts", "account", "ts"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    account: str = Field(sa_type=TEXT)
+    previous: str = Field(sa_type=TEXT)
+    state: str = Field(sa_type=TEXT)
+    reason: str = Field(sa_type=TEXT)
+    ts: datetime = Field(sa_type=UTC_DATETIME)
+
+
+__all__ = ["METADATA", "NAMING_CONVENTION", "RunRow", "OrderRow", "FillRow", "TradeRow", "DecisionRow",
+           "EquitySnapshotRow", "PositionRow", "TradingStateRow", "TradingStateHistoryRow"]

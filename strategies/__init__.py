@@ -1,0 +1,1 @@
+"""Strategies: the Strategy base class, the registry of built-ins, and the built-ins themselves."""

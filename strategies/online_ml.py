@@ -1,0 +1,53 @@
+"""Online-learning strategy: trade on the River learner's probability that the forward return beats
+its threshold (see :mod:`learning.learner`). The learner only learns labels that have matured, so
+the probability at bar t uses nothing after t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import Field, model_validator
+
+from core.enums import Side
+from core.events import Bar
+from core.intents import OrderIntent, close, enter
+from strategies.base import NO_INTENTS, Strategy, StrategyParams
+
+
+class OnlineMlParams(StrategyParams):
+    threshold: float = Field(0.6, gt=0.5, lt=1, description="enter long when P(up) >= this")
+    exit_threshold: float = Field(0.5, gt=0, lt=1, description="exit a long when P(up) < this")
+    allow_short: bool = Field(False, description="enter short when P(up) <= 1 - threshold")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OnlineMlParams:
+        if self.exit_threshold >= self.threshold:
+            raise ValueError(f"exit_threshold ({self.exit_threshold}) must be below threshold ({self.threshold})")
+        return self
+
+
+class OnlineMl(Strategy[OnlineMlParams]):
+    """Long (optionally short) when the learner is confident; confidence is passed to risk, whose
+    confidence-floor breaker can veto it."""
+
+    name = "online_ml"
+    Params = OnlineMlParams
+    uses_learner = True
+
+    def on_bar(self, ctx, bar: Bar) -> Sequence[OrderIntent]:
+        symbol = bar.symbol
+        prob = ctx.prediction(symbol)
+        if prob is None or ctx.pending(symbol) != 0.0:
+            return NO_INTENTS
+        p = self.params
+        position = ctx.position(symbol)
+        if position > 0:
+            return (close(symbol, position, "ml_exit"),) if prob < p.exit_threshold else NO_INTENTS
+        if position < 0:
+            return (close(symbol, position, "ml_exit"),) if prob > 1 - p.exit_threshold else NO_INTENTS
+        if prob >= p.threshold:
+            return (enter(symbol, Side.BUY, "ml_long", confidence=prob),)
+        if p.allow_short and prob <= 1 - p.threshold:
+            return (enter(symbol, Side.SELL, "ml_short", confidence=1 - prob),)
+        return NO_INTENTS

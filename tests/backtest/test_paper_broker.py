@@ -1,0 +1,492 @@
+"""PaperBroker: fill rules as scenario tables of OHLC bars, partial fills, no look-ahead, cancels,
+rejections, determinism, and an end-to-end pass through core (Order, Portfolio, Engine)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backtest.broker import PaperBroker
+from backtest.fill_model import FillConfig, FillModel
+from core.clock import Clock
+from core.engine import Engine
+from core.enums import OrderStatus, OrderType, Side, TimeInForce, TradingState
+from core.events import (Bar, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected, SubmitOrder)
+from core.intents import OrderIntent
+from core.orders import Order
+from core.portfolio import Portfolio
+
+NS = 1_000_000_000
+MIN = 60 * NS
+T0 = 1_700_000_040 * NS  # a minute boundary
+BUY, SELL = Side.BUY, Side.SELL
+MKT, LMT, STP = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP
+ZERO = {"slippage_bps": 0.0}
+TEN = {"slippage_bps": 10.0}
+
+
+def make_order(client_order_id: str = "o-1", side: Side = BUY, quantity: float = 100.0,
+               order_type: OrderType = MKT, limit: float | None = None, stop: float | None = None,
+               symbol: str = "AAA", ts: int = T0) -> Order:
+    return Order(SubmitOrder(client_order_id, "strat", symbol, side, quantity, order_type, limit, stop,
+                             TimeInForce.GTC, "test", ts))
+
+
+def make_bar(i: int, o: float, h: float, low: float, c: float, v: float = 1_000_000.0, symbol: str = "AAA") -> Bar:
+    """Bar number ``i`` of one-minute bars: starts at T0 + i minutes, known one minute later."""
+    return Bar(symbol, T0 + i * MIN, T0 + (i + 1) * MIN, o, h, low, c, v)
+
+
+class Scenario(NamedTuple):
+    config: dict[str, Any]
+    order_type: OrderType
+    side: Side
+    price: float | None  # limit price for LIMIT, stop price for STOP
+    bars: list[tuple[float, float, float, float, float]]  # open, high, low, close, volume
+    expected: list[tuple[int, float, float, float]]  # (bar index, quantity, price, commission) per fill
+    quantity: float = 100.0
+    history: int = 0  # bars fed before the order is submitted at the start of bar ``history``
+
+
+V = 1_000_000.0
+SCENARIOS = {
+    # market orders fill at the first eligible bar's open
+    "market buy at open, 0 bps": Scenario(ZERO, MKT, BUY, None, [(100, 102, 99, 101, V)], [(0, 100, 100.0, 0)]),
+    "market sell at open, 0 bps": Scenario(ZERO, MKT, SELL, None, [(100, 102, 99, 101, V)], [(0, 100, 100.0, 0)]),
+    "market buy at open, 10 bps": Scenario(TEN, MKT, BUY, None, [(100, 102, 99, 101, V)], [(0, 100, 100.1, 0)]),
+    "market sell at open, 10 bps": Scenario(TEN, MKT, SELL, None, [(100, 102, 99, 101, V)], [(0, 100, 99.9, 0)]),
+    "market fills at the next open, not the decision bar": Scenario(
+        ZERO, MKT, BUY, None, [(90, 95, 85, 92, V), (100, 102, 99, 101, V)], [(1, 100, 100.0, 0)], history=1),
+    # volatility slippage from the previous bar's range: 0.5 x (104 - 96) / 100 = 4 %
+    "volatility slippage, buy": Scenario(
+        {"slippage_bps": 0.0, "slippage_volatility": 0.5}, MKT, BUY, None,
+        [(99, 104, 96, 100, V), (100, 101, 99, 100, V)], [(1, 100, 104.0, 0)], history=1),
+    "volatility slippage, sell, plus 10 bps": Scenario(
+        {"slippage_bps": 10.0, "slippage_volatility": 0.5}, MKT, SELL, None,
+        [(99, 104, 96, 100, V), (100, 101, 99, 100, V)], [(1, 100, 100 * (1 - 0.041), 0)], history=1),
+    "volatility slippage uses the bar before the fill bar, not the fill bar": Scenario(
+        {"slippage_bps": 0.0, "slippage_volatility": 1.0}, MKT, BUY, None,
+        [(100, 101, 99, 100, V), (100, 101, 99, 100, V), (100, 150, 50, 100, V)], [(2, 100, 102.0, 0)], history=2),
+    "volatility slippage without a previous bar is zero": Scenario(
+        {"slippage_bps": 0.0, "slippage_volatility": 0.5}, MKT, BUY, None, [(100, 110, 90, 100, V)],
+        [(0, 100, 100.0, 0)]),
+    # limit buy at 99 / limit sell at 101
+    "limit buy not reached": Scenario(TEN, LMT, BUY, 99.0, [(100, 101, 99.5, 100.5, V)], []),
+    "limit buy touched by the low fills at the limit": Scenario(TEN, LMT, BUY, 99.0, [(100, 101, 98.5, 100, V)],
+                                                                [(0, 100, 99.0, 0)]),
+    "limit buy, open through the limit, 0 bps": Scenario(ZERO, LMT, BUY, 99.0, [(98, 99, 97, 98.5, V)],
+                                                         [(0, 100, 98.0, 0)]),
+    "limit buy, open through the limit, 10 bps": Scenario(TEN, LMT, BUY, 99.0, [(98, 99, 97, 98.5, V)],
+                                                          [(0, 100, 98.098, 0)]),
+    "limit buy, slippage capped at the limit": Scenario(TEN, LMT, BUY, 99.0, [(98.95, 99.5, 98, 99, V)],
+                                                        [(0, 100, 99.0, 0)]),
+    "limit buy fills on a later bar": Scenario(ZERO, LMT, BUY, 99.0,
+                                               [(100, 101, 99.5, 100.5, V), (100, 100, 98, 99, V)],
+                                               [(1, 100, 99.0, 0)]),
+    "limit sell not reached": Scenario(TEN, LMT, SELL, 101.0, [(100, 100.9, 99, 100, V)], []),
+    "limit sell touched by the high fills at the limit": Scenario(TEN, LMT, SELL, 101.0, [(100, 101.5, 99, 100, V)],
+                                                                  [(0, 100, 101.0, 0)]),
+    "limit sell, open through the limit, 10 bps": Scenario(TEN, LMT, SELL, 101.0, [(102, 103, 101.5, 102, V)],
+                                                           [(0, 100, 101.898, 0)]),
+    "limit sell, slippage capped at the limit": Scenario(TEN, LMT, SELL, 101.0, [(101.05, 101.5, 100.5, 101, V)],
+                                                         [(0, 100, 101.0, 0)]),
+    # stop buy at 101 / stop sell at 99
+    "stop buy not triggered": Scenario(TEN, STP, BUY, 101.0, [(100, 100.5, 99, 100, V)], []),
+    "stop buy triggered intrabar, 0 bps": Scenario(ZERO, STP, BUY, 101.0, [(100, 102, 99, 101.5, V)],
+                                                   [(0, 100, 101.0, 0)]),
+    "stop buy triggered intrabar, 10 bps": Scenario(TEN, STP, BUY, 101.0, [(100, 102, 99, 101.5, V)],
+                                                    [(0, 100, 101.101, 0)]),
+    "stop buy gapped through fills at the open": Scenario(TEN, STP, BUY, 101.0, [(103, 104, 102, 103.5, V)],
+                                                          [(0, 100, 103.103, 0)]),
+    "stop sell not triggered": Scenario(TEN, STP, SELL, 99.0, [(100, 101, 99.5, 100, V)], []),
+    "stop sell triggered intrabar": Scenario(TEN, STP, SELL, 99.0, [(100, 101, 98, 98.5, V)],
+                                             [(0, 100, 98.901, 0)]),
+    "stop sell gapped through fills at the open": Scenario(ZERO, STP, SELL, 99.0, [(97, 98, 96, 97, V)],
+                                                           [(0, 100, 97.0, 0)]),
+    # commissions
+    "per-share commission, minimum binds": Scenario(
+        {"slippage_bps": 0.0, "commission_per_share": 0.005, "commission_minimum": 1.0}, MKT, BUY, None,
+        [(100, 101, 99, 100, V)], [(0, 100, 100.0, 1.0)]),
+    "per-share commission above the minimum": Scenario(
+        {"slippage_bps": 0.0, "commission_per_share": 0.005, "commission_minimum": 1.0}, MKT, BUY, None,
+        [(100, 101, 99, 100, V)], [(0, 1_000, 100.0, 5.0)], quantity=1_000.0),
+    "minimum without per-share rate is ignored": Scenario(
+        {"slippage_bps": 0.0, "commission_minimum": 1.0}, MKT, BUY, None, [(100, 101, 99, 100, V)],
+        [(0, 100, 100.0, 0.0)]),
+    "bps commission on the slipped notional": Scenario(
+        {"slippage_bps": 10.0, "commission_bps": 5.0}, MKT, SELL, None, [(100, 101, 99, 100, V)],
+        [(0, 100, 99.9, 100 * 99.9 * 5e-4)]),
+    # participation cap: 10 % of volume per bar; the rest works on later bars
+    "participation cap: partial fills over several bars": Scenario(
+        {"slippage_bps": 0.0, "participation_cap": 0.1}, MKT, BUY, None,
+        [(100, 101, 99, 100, 1_000), (101, 102, 100, 101, 1_000), (102, 103, 101, 102, 1_000),
+         (103, 104, 102, 103, 1_000)],
+        [(0, 100, 100.0, 0), (1, 100, 101.0, 0), (2, 50, 102.0, 0)], quantity=250.0),
+    "participation cap: zero-volume bar fills nothing": Scenario(
+        {"slippage_bps": 0.0, "participation_cap": 0.1}, MKT, BUY, None,
+        [(100, 101, 99, 100, 0), (101, 102, 100, 101, 5_000)], [(1, 100, 101.0, 0)]),
+    "participation cap: every partial fill pays the minimum": Scenario(
+        {"slippage_bps": 0.0, "participation_cap": 0.5, "commission_per_share": 0.005, "commission_minimum": 1.0},
+        MKT, SELL, None, [(100, 101, 99, 100, 100), (100, 101, 99, 100, 100)],
+        [(0, 50, 100.0, 1.0), (1, 50, 100.0, 1.0)]),
+    "participation cap: limit remainder stays a limit": Scenario(
+        {"slippage_bps": 0.0, "participation_cap": 0.1}, LMT, BUY, 99.0,
+        [(98, 99, 97, 98, 500), (100, 101, 99.5, 100, 5_000), (100, 100, 98.5, 99, 5_000)],
+        [(0, 50, 98.0, 0), (2, 50, 99.0, 0)]),
+    "participation cap: triggered stop remainder trades at later opens": Scenario(
+        {"slippage_bps": 0.0, "participation_cap": 0.1}, STP, BUY, 101.0,
+        [(100, 102, 99, 101, 500), (100, 100.5, 99, 100, 500)],
+        [(0, 50, 101.0, 0), (1, 50, 100.0, 0)]),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS.values()), ids=list(SCENARIOS))
+def test_fill_scenarios(scenario: Scenario) -> None:
+    broker = PaperBroker(FillConfig(**scenario.config))
+    bars = [make_bar(i, *row) for i, row in enumerate(scenario.bars)]
+    for bar in bars[:scenario.history]:
+        assert broker.on_bar(bar) == ()
+    submit_ts = T0 + scenario.history * MIN
+    limit = scenario.price if scenario.order_type is LMT else None
+    stop = scenario.price if scenario.order_type is STP else None
+    order = make_order("o-1", scenario.side, scenario.quantity, scenario.order_type, limit, stop, ts=submit_ts)
+    assert broker.submit(order, submit_ts) == [OrderAccepted("o-1", "paper-1", submit_ts, submit_ts)]
+
+    fills: list[tuple[int, OrderFilled]] = []
+    for i, bar in enumerate(bars[scenario.history:], start=scenario.history):
+        events = broker.on_bar(bar)
+        assert all(isinstance(event, OrderFilled) for event in events)
+        fills.extend((i, event) for event in events)
+
+    assert len(fills) == len(scenario.expected)
+    cum = 0.0
+    for k, ((i, fill), (bar_index, quantity, price, commission)) in enumerate(zip(fills, scenario.expected), 1):
+        cum += quantity
+        bar = bars[bar_index]
+        assert i == bar_index
+        assert fill == OrderFilled("o-1", f"paper-1-{k}", "AAA", scenario.side, pytest.approx(quantity),
+                                   pytest.approx(price, rel=1e-12), pytest.approx(cum),
+                                   pytest.approx(commission, rel=1e-12, abs=1e-12), bar.ts_event, bar.ts_init)
+        assert fill.cum_quantity <= scenario.quantity
+    filled = sum(quantity for _, quantity, _, _ in scenario.expected)
+    assert broker.open_orders() == ([] if filled == scenario.quantity else ["o-1"])
+
+
+# --- partial fills: property ---------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(quantity=st.floats(0.5, 50_000.0), cap=st.floats(0.01, 1.0),
+       volumes=st.lists(st.one_of(st.just(0.0), st.floats(0.0, 20_000.0)), min_size=1, max_size=30),
+       side=st.sampled_from([BUY, SELL]))
+def test_partial_fills_never_exceed_quantity(quantity: float, cap: float, volumes: list[float], side: Side) -> None:
+    broker = PaperBroker(FillConfig(slippage_bps=5.0, participation_cap=cap))
+    broker.submit(make_order(side=side, quantity=quantity), T0)
+    fills: list[OrderFilled] = []
+    previous_cum = 0.0
+    for i, volume in enumerate(volumes):
+        events = broker.on_bar(make_bar(i, 100.0, 101.0, 99.0, 100.0, volume))
+        assert len(events) <= 1
+        for fill in events:
+            assert fill.quantity > 0.0
+            assert fill.quantity <= cap * volume + 1e-9
+            assert fill.cum_quantity > previous_cum
+            assert fill.cum_quantity == pytest.approx(previous_cum + fill.quantity, rel=1e-12)
+            assert fill.cum_quantity <= quantity
+            previous_cum = fill.cum_quantity
+            fills.append(fill)
+    allowed = min(quantity, sum(cap * volume for volume in volumes))
+    assert sum(fill.quantity for fill in fills) == pytest.approx(allowed, rel=1e-9, abs=1e-9)
+    assert sum(fill.quantity for fill in fills) <= quantity * (1 + 1e-12)
+    complete = bool(fills) and fills[-1].cum_quantity == quantity
+    assert broker.open_orders() == ([] if complete else ["o-1"])
+    assert [fill.fill_id for fill in fills] == [f"paper-1-{k}" for k in range(1, len(fills) + 1)]
+
+
+def test_partial_fills_reach_order_and_portfolio_exactly() -> None:
+    # cum_quantity of the final fill equals the order quantity exactly, so Order reports FILLED
+    broker = PaperBroker(FillConfig(slippage_bps=0.0, participation_cap=0.3))
+    order = make_order(quantity=10.0)
+    order.transition(OrderStatus.SUBMITTED, T0)
+    broker.submit(order, T0)
+    for i in range(10):
+        for fill in broker.on_bar(make_bar(i, 100, 101, 99, 100, 7.0)):
+            order.apply_fill(fill.cum_quantity, fill.price, fill.commission, fill.ts_init)
+    assert order.status is OrderStatus.FILLED
+    assert order.filled_quantity == 10.0
+    assert broker.open_orders() == []
+
+
+# --- no look-ahead -------------------------------------------------------------------------------
+def test_order_is_not_filled_by_a_bar_that_started_before_it() -> None:
+    broker = PaperBroker(FillConfig(slippage_bps=0.0))
+    decision = T0 + MIN  # close of bar 0 of every symbol
+    broker.submit(make_order(symbol="BBB", ts=decision), decision)
+    # BBB's bar 0 shares its timestamp with the AAA bar that triggered the decision: not usable
+    assert broker.on_bar(make_bar(0, 50, 51, 49, 50, symbol="BBB")) == ()
+    assert broker.open_orders() == ["o-1"]
+    fills = broker.on_bar(make_bar(1, 52, 53, 51, 52, symbol="BBB"))
+    assert [(f.price, f.quantity, f.ts_event) for f in fills] == [(52.0, 100.0, decision)]
+    assert broker.open_orders() == []
+
+
+def test_bars_of_other_symbols_do_not_fill() -> None:
+    broker = PaperBroker(FillConfig(slippage_bps=0.0))
+    broker.submit(make_order(symbol="AAA"), T0)
+    assert broker.on_bar(make_bar(0, 10, 11, 9, 10, symbol="BBB")) == ()
+    assert broker.open_orders() == ["o-1"]
+
+
+def test_orders_of_a_symbol_fill_in_submission_order() -> None:
+    broker = PaperBroker(FillConfig(slippage_bps=0.0))
+    broker.submit(make_order("a", SELL, 10.0), T0)
+    broker.submit(make_order("b", BUY, 20.0, LMT, limit=90.0), T0)  # not reached
+    broker.submit(make_order("c", BUY, 30.0), T0)
+    broker.submit(make_order("d", BUY, 40.0, ts=T0 + MIN), T0 + MIN)  # too late for bar 0
+    fills = broker.on_bar(make_bar(0, 100, 101, 99, 100))
+    assert [(f.client_order_id, f.fill_id, f.quantity) for f in fills] == [("a", "paper-1-1", 10.0),
+                                                                          ("c", "paper-3-1", 30.0)]
+    assert broker.open_orders() == ["b", "d"]
+    fills = broker.on_bar(make_bar(1, 89, 91, 88, 90))
+    assert [(f.client_order_id, f.price) for f in fills] == [("b", 89.0), ("d", 89.0)]
+    assert broker.open_orders() == []
+
+
+# --- hot path and determinism --------------------------------------------------------------------
+def test_no_order_bar_returns_shared_empty_tuple() -> None:
+    broker = PaperBroker(FillConfig())
+    first = broker.on_bar(make_bar(0, 10, 11, 9, 10))
+    second = broker.on_bar(make_bar(1, 10, 11, 9, 10, symbol="BBB"))
+    assert first == () and first is second
+
+
+def test_previous_bar_tracked_only_with_volatility_slippage() -> None:
+    # the range of a bar seen while no order was working still prices the next fill
+    broker = PaperBroker(FillConfig(slippage_bps=0.0, slippage_volatility=1.0))
+    broker.on_bar(make_bar(0, 100, 105, 95, 100))
+    broker.submit(make_order(ts=T0 + MIN), T0 + MIN)
+    (fill,) = broker.on_bar(make_bar(1, 100, 101, 99, 100))
+    assert fill.price == pytest.approx(110.0)
+    assert broker._ranges is not None
+    assert PaperBroker(FillConfig(slippage_volatility=0.0))._ranges is None
+
+
+def _run(seed_bars: Sequence[Bar]) -> list[Any]:
+    broker = PaperBroker(FillModel(FillConfig(slippage_bps=3.0, slippage_volatility=0.2, participation_cap=0.2,
+                                              commission_per_share=0.01, commission_minimum=1.0)))
+    events: list[Any] = []
+    events += broker.submit(make_order("m", BUY, 300.0), T0)
+    events += broker.submit(make_order("l", SELL, 200.0, LMT, limit=101.5), T0)
+    events += broker.submit(make_order("s", SELL, 100.0, STP, stop=98.5), T0)
+    for bar in seed_bars:
+        events += broker.on_bar(bar)
+    return events
+
+
+def test_deterministic() -> None:
+    bars = [make_bar(i, 100 + (i % 5) - 2, 102 + (i % 3), 97 + (i % 2), 100, 500 + 100 * (i % 4)) for i in range(20)]
+    assert _run(bars) == _run(bars)
+
+
+# --- cancel ------------------------------------------------------------------------------------
+def test_cancel_pending_order() -> None:
+    broker = PaperBroker(FillConfig())
+    order = make_order()
+    broker.submit(order, T0)
+    assert broker.cancel(order, T0 + 5) == [OrderCanceled("o-1", "canceled", T0 + 5, T0 + 5)]
+    assert broker.open_orders() == []
+    assert broker.on_bar(make_bar(0, 100, 101, 99, 100)) == ()
+    assert broker.cancel(order, T0 + 6) == []
+
+
+def test_cancel_partially_filled_remainder_and_filled_order() -> None:
+    broker = PaperBroker(FillConfig(participation_cap=0.1))
+    partial, other = make_order("p", quantity=500.0), make_order("q", quantity=10.0)
+    broker.submit(partial, T0)
+    broker.submit(other, T0)
+    fills = broker.on_bar(make_bar(0, 100, 101, 99, 100, 1_000))
+    assert [(f.client_order_id, f.quantity) for f in fills] == [("p", 100.0), ("q", 10.0)]
+    assert broker.cancel(other, T0 + MIN) == []  # already filled
+    assert broker.cancel(partial, T0 + MIN) == [OrderCanceled("p", "canceled", T0 + MIN, T0 + MIN)]
+    assert broker.on_bar(make_bar(1, 100, 101, 99, 100, 1_000)) == ()
+
+
+def test_cancel_unknown_order() -> None:
+    assert PaperBroker(FillConfig()).cancel(make_order("nope"), T0) == []
+
+
+# --- rejections ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, reason", [
+    ({"quantity": 0.0}, "quantity must be a positive"),
+    ({"quantity": -5.0}, "quantity must be a positive"),
+    ({"quantity": math.nan}, "quantity must be a positive"),
+    ({"quantity": math.inf}, "quantity must be a positive"),
+    ({"order_type": LMT}, "limit order requires limit_price"),
+    ({"order_type": STP}, "stop order requires stop_price"),
+    ({"order_type": LMT, "limit": 0.0}, "limit_price must be a positive"),
+    ({"order_type": LMT, "limit": -1.0}, "limit_price must be a positive"),
+    ({"order_type": STP, "stop": 0.0}, "stop_price must be a positive"),
+    ({"order_type": STP, "stop": math.nan}, "stop_price must be a positive"),
+])
+def test_rejections(kwargs: dict[str, Any], reason: str) -> None:
+    broker = PaperBroker(FillConfig())
+    (event,) = broker.submit(make_order(**kwargs), T0 + 7)
+    assert isinstance(event, OrderRejected)
+    assert event.client_order_id == "o-1" and event.ts_event == event.ts_init == T0 + 7
+    assert reason in event.reason
+    assert broker.open_orders() == []
+    assert broker.on_bar(make_bar(0, 100, 101, 99, 100)) == ()
+
+
+def test_duplicate_client_order_id_is_rejected_even_after_fill() -> None:
+    broker = PaperBroker(FillConfig(), id_prefix="sim")
+    assert broker.submit(make_order(), T0) == [OrderAccepted("o-1", "sim-1", T0, T0)]
+    (dup,) = broker.submit(make_order(), T0)
+    assert isinstance(dup, OrderRejected) and "duplicate client_order_id" in dup.reason
+    broker.on_bar(make_bar(0, 100, 101, 99, 100))
+    (again,) = broker.submit(make_order(), T0 + MIN)
+    assert isinstance(again, OrderRejected)
+    assert broker.submit(make_order("o-2"), T0 + MIN) == [OrderAccepted("o-2", "sim-2", T0 + MIN, T0 + MIN)]
+
+
+def test_rejected_id_may_be_reused() -> None:
+    broker = PaperBroker(FillConfig())
+    assert isinstance(broker.submit(make_order(quantity=0.0), T0)[0], OrderRejected)
+    assert isinstance(broker.submit(make_order(quantity=1.0), T0)[0], OrderAccepted)
+
+
+def test_submit_does_not_mutate_the_order() -> None:
+    broker = PaperBroker(FillConfig())
+    order = make_order()
+    before = {name: getattr(order, name) for name in Order.__slots__}
+    broker.submit(order, T0)
+    broker.on_bar(make_bar(0, 100, 101, 99, 100))
+    broker.cancel(order, T0)
+    assert {name: getattr(order, name) for name in Order.__slots__} == before
+
+
+def test_constructor_errors() -> None:
+    with pytest.raises(TypeError):
+        PaperBroker({"slippage_bps": 1.0})  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        PaperBroker(FillConfig(), id_prefix="")
+
+
+# --- end to end through core ---------------------------------------------------------------------
+@pytest.mark.parametrize("cap", [None, 0.05])
+def test_fills_apply_to_order_and_portfolio(cap: float | None) -> None:
+    config = FillConfig(slippage_bps=10.0, commission_per_share=0.005, commission_minimum=1.0,
+                        commission_bps=1.0, participation_cap=cap)
+    broker = PaperBroker(config)
+    portfolio = Portfolio(100_000.0)
+    command = SubmitOrder("s1-AAA-1", "s1", "AAA", BUY, 300.0, MKT, None, None, TimeInForce.DAY, "entry", T0)
+    order = Order(command)
+    order.transition(OrderStatus.SUBMITTED, T0)
+    (accepted,) = broker.submit(order, T0)
+    assert isinstance(accepted, OrderAccepted)
+    order.broker_order_id = accepted.broker_order_id
+    order.transition(OrderStatus.ACCEPTED, accepted.ts_init)
+
+    for i in range(5):
+        for fill in broker.on_bar(make_bar(i, 100 + i, 102 + i, 99 + i, 101 + i, 2_000)):
+            cash = portfolio.cash
+            shares = order.apply_fill(fill.cum_quantity, fill.price, fill.commission, fill.ts_init)
+            assert shares == pytest.approx(fill.quantity)
+            portfolio.apply_fill(fill.symbol, fill.side, shares, fill.price, fill.commission)
+            assert cash - portfolio.cash == pytest.approx(fill.quantity * fill.price + fill.commission, rel=1e-15)
+            assert fill.commission == pytest.approx(max(fill.quantity * 0.005, 1.0) + fill.quantity * fill.price * 1e-4)
+            # a replayed duplicate report changes nothing
+            assert order.apply_fill(fill.cum_quantity, fill.price, fill.commission, fill.ts_init) == 0.0
+
+    assert order.status is OrderStatus.FILLED
+    assert portfolio.position("AAA") == 300.0
+    if cap is None:
+        assert order.avg_fill_price == pytest.approx(100.1)
+    else:  # 100 shares per bar at bars 0, 1, 2
+        assert order.avg_fill_price == pytest.approx((100 + 101 + 102) / 3 * 1.001)
+    assert portfolio.cash == pytest.approx(100_000.0 - 300 * order.avg_fill_price - order.commission)
+
+
+class _Risk:
+    state = TradingState.ACTIVE
+
+    def evaluate(self, intent: OrderIntent, strategy_id: str, view: Any, pending: float, client_order_id: str,
+                 ts: int) -> SubmitOrder:
+        return SubmitOrder(client_order_id, strategy_id, intent.symbol, intent.side, intent.quantity or 0.0,
+                           intent.order_type, intent.limit_price, intent.stop_price, TimeInForce.DAY,
+                           intent.reason, ts)
+
+    def on_equity(self, equity: float, ts: int) -> None:
+        return None
+
+    def on_trade_closed(self, trade: Any) -> None:
+        return None
+
+    def on_timer(self, name: str, ts: int) -> None:
+        return None
+
+    def halt(self, reason: str, ts: int) -> None:
+        return None
+
+    def rearm(self, reason: str, ts: int) -> None:
+        return None
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.fills: list[OrderFilled] = []
+
+    def save_fill(self, fill: OrderFilled) -> None:
+        self.fills.append(fill)
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+class _Alerts:
+    def __init__(self) -> None:
+        self.alerts: list[tuple[str, str]] = []
+
+    def alert(self, severity: str, title: str, text: str, **fields: Any) -> None:
+        self.alerts.append((severity, title))
+
+
+class _BuyOnFirstBar:
+    """Buys 100 ``target`` shares when it first sees a bar of ``trigger``."""
+
+    strategy_id = "e2e"
+
+    def __init__(self, trigger: str, target: str) -> None:
+        self.trigger, self.target, self.done = trigger, target, False
+
+    def on_bar(self, ctx: Any, bar: Bar) -> list[OrderIntent]:
+        if self.done or bar.symbol != self.trigger:
+            return []
+        self.done = True
+        return [OrderIntent(self.target, BUY, 100.0, reason="e2e")]
+
+
+def test_engine_fills_at_the_next_bar_open_across_symbols() -> None:
+    """Through the real Engine: a decision on AAA's bar 0 trades BBB, whose bar 0 has the same
+    timestamps and comes next in the merge; it must fill at BBB's bar 1 open, not bar 0."""
+    store, alerts = _Store(), _Alerts()
+    broker = PaperBroker(FillConfig(slippage_bps=10.0, commission_per_share=0.01, commission_minimum=1.0))
+    engine = Engine(clock=Clock(T0), portfolio=Portfolio(50_000.0), strategy=_BuyOnFirstBar("AAA", "BBB"),
+                    risk=_Risk(), broker=broker, store=store, alerts=alerts)
+    bars = [make_bar(0, 10, 11, 9, 10, symbol="AAA"), make_bar(0, 50, 51, 49, 50, symbol="BBB"),
+            make_bar(1, 10, 11, 9, 10, symbol="AAA"), make_bar(1, 52, 53, 51, 52, symbol="BBB")]
+    for bar in bars[:2]:
+        engine.handle(bar)
+    assert store.fills == [] and broker.open_orders() == ["e2e-BBB-1700000040-1"]
+    for bar in bars[2:]:
+        engine.handle(bar)
+    (fill,) = store.fills
+    assert (fill.symbol, fill.quantity, fill.ts_event) == ("BBB", 100.0, bars[3].ts_event)
+    assert fill.price == pytest.approx(52 * 1.001)
+    assert engine.portfolio.cash == pytest.approx(50_000.0 - 100 * 52 * 1.001 - 1.0)
+    assert engine.orders[fill.client_order_id].status is OrderStatus.FILLED
+    assert engine.pending_quantity("BBB") == pytest.approx(0.0)
+    assert alerts.alerts == []
