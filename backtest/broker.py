@@ -188,8 +188,10 @@ class PaperBroker:
         book = self._books.get(bar.symbol)
         if book is None:
             ranges = self._ranges
-            if ranges is not None:
-                ranges[bar.symbol] = _range_fraction(bar)
+            if ranges is not None:  # inlined _range_fraction: this runs for every bar
+                close = bar.close
+                spread = bar.high - bar.low
+                ranges[bar.symbol] = spread / close if close > 0.0 and spread > 0.0 else 0.0
             return _NO_FILLS
         return self._match(book, bar)
 
@@ -199,8 +201,9 @@ class PaperBroker:
         return list(self._orders)
 
     # --- internals ---------------------------------------------------------------------------
-    @staticmethod
-    def _invalid(order: Order) -> str | None:
+    def _invalid(self, order: Order) -> str | None:
+        if order.client_order_id in self._seen:
+            return f"duplicate client_order_id {order.client_order_id!r}"
         quantity = order.quantity
         if not _positive_finite(quantity):
             return f"quantity must be a positive finite number of shares, got {quantity!r}"

@@ -197,8 +197,9 @@ class FillModel:
         """Return how many of ``leaves`` shares may fill on a bar that traded ``bar_volume`` shares.
 
         Without a participation cap everything fills. With one, at most ``participation_cap *
-        bar_volume`` (0 on a zero-volume bar); a remainder of at most :data:`EPS_SHARES` is
-        filled too rather than left as float dust.
+        bar_volume`` (0 on a zero-volume bar). Float dust is never traded or left behind: a
+        remainder of at most :data:`EPS_SHARES` fills with the rest, and an allowance below
+        :data:`EPS_SHARES` fills nothing (the engine ignores fills that small as duplicates).
 
         Examples
         --------
@@ -211,9 +212,9 @@ class FillModel:
         if cap is None or leaves <= 0.0:
             return leaves if leaves > 0.0 else 0.0
         allowed = cap * bar_volume
-        if allowed <= 0.0:
-            return 0.0
-        return leaves if allowed >= leaves - EPS_SHARES else allowed
+        if allowed >= leaves - EPS_SHARES:
+            return leaves
+        return allowed if allowed >= EPS_SHARES else 0.0
 
 
 __all__ = ["EPS_SHARES", "MAX_SLIPPAGE_FRACTION", "FillConfig", "FillModel"]

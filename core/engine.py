@@ -17,7 +17,7 @@ from typing import Any
 
 from core.clock import Clock
 from core.context import StrategyContext
-from core.enums import OrderStatus, TradingState
+from core.enums import OrderStatus, OrderType, Side, TimeInForce, TradingState
 from core.events import (Bar, CancelOrder, HaltTrading, OrderAccepted, OrderCanceled, OrderDenied,
                          OrderFilled, OrderRejected, RearmTrading, RegimeChanged, SubmitOrder,
                          TimerFired, TradeClosed, TradingStateChanged)
@@ -63,6 +63,9 @@ class Engine:
         self.trades = TradeTracker()
         self.context = StrategyContext(self)
         self.strategy_enabled = True
+        self.denied_while_halted = 0
+        self.dropped_bars = 0
+        self._last_bar_ts: dict[str, int] = {}
         self.orders: dict[str, Order] = {}
         self.open_orders: dict[str, Order] = {}
         self._pending: dict[str, float] = defaultdict(float)
@@ -110,6 +113,12 @@ class Engine:
 
     # --- bars --------------------------------------------------------------------------------
     def _on_bar(self, bar: Bar) -> None:
+        last = self._last_bar_ts.get(bar.symbol)
+        # NaN fails every comparison, so one chained test also rejects NaN prices
+        if (last is not None and bar.ts_event <= last) or not (0.0 < bar.low <= bar.high and bar.volume >= 0.0):
+            self._drop_bar(bar, last)
+            return
+        self._last_bar_ts[bar.symbol] = bar.ts_event
         ts = bar.ts_init
         for timer in self.clock.advance_to(ts):
             self._on_timer(timer)
@@ -133,8 +142,20 @@ class Engine:
                 self._disable_strategy(exc, bar)
                 intents = ()
             if intents:
-                self._process_intents(intents, bar)
+                if self.risk.state is TradingState.HALTED:
+                    self.denied_while_halted += len(intents)  # one row per bar would flood the store
+                else:
+                    self._process_intents(intents, bar)
         self._record_equity(ts, equity)
+
+    def _drop_bar(self, bar: Bar, last: int | None) -> None:
+        if last is not None and bar.ts_event <= last:
+            why = "duplicate" if bar.ts_event == last else "out-of-order"
+            detail = f"{why} bar {bar.symbol} at {bar.ts_event} (last accepted {last})"
+        else:
+            detail = f"malformed bar {bar.symbol} at {bar.ts_event}: {bar}"
+        self.dropped_bars += 1
+        self.alerts.alert("warning", "bar dropped", detail, symbol=bar.symbol)
 
     def _record_equity(self, ts: int, equity: float) -> None:
         portfolio = self.portfolio
@@ -169,7 +190,7 @@ class Engine:
                                          client_order_id, self.clock.now)
             if isinstance(verdict, OrderDenied):
                 self.store.save_decision(Decision(self.clock.now, strategy_id, intent.symbol, intent.side,
-                                                  intent.quantity or 0.0, "denied", verdict.reason, "",
+                                                  verdict.quantity, "denied", verdict.reason, "",
                                                   intent.confidence, regime))
                 self._publish(verdict)
                 continue
@@ -283,6 +304,21 @@ class Engine:
             for order in list(self.open_orders.values()):
                 for event in self.broker.cancel(order, change.ts_init):
                     self.handle(event)
+            if getattr(self.risk.config, "flatten_on_halt", False):
+                self._flatten(change.ts_init)
+
+    def _flatten(self, ts: int) -> None:
+        """Close every open position with market orders. These bypass the risk engine on purpose:
+        HALTED denies everything, and a kill switch that cannot exit is no kill switch."""
+        portfolio = self.portfolio
+        for symbol in sorted(sym for sym, pos in portfolio.positions().items() if pos.quantity != 0.0):
+            quantity = portfolio.position(symbol) + self.pending_quantity(symbol)
+            if quantity == 0.0:
+                continue
+            side = Side.SELL if quantity > 0 else Side.BUY
+            self._submit(SubmitOrder(f"{self.strategy.strategy_id}-{symbol}-{ts // 1_000_000_000}-halt",
+                                     self.strategy.strategy_id, symbol, side, abs(quantity), OrderType.MARKET,
+                                     None, None, TimeInForce.GTC, "halt_flatten", ts))
 
     def _publish(self, event: Any) -> None:
         callbacks = self._subscribers.get(type(event))

@@ -337,12 +337,14 @@ class RollingStats(_Indicator):
     Uses Welford's (1962) online update generalised to a sliding window (add the new value and
     remove the oldest in one step: ``mean += (x - y)/n``,
     ``M2 += (x - y) * (x - mean_new + y - mean_old)``), which avoids the catastrophic cancellation
-    of the sum-of-squares formula. Mean and ``M2`` are recomputed exactly (two-pass, ``math.fsum``)
-    at a ring-buffer wrap at least every 256 updates (every wrap for ``period >= 256``), so rounding
-    error is bounded by a few hundred steps over any stream length. A window of identical values has exactly that mean and a
-    variance of exactly 0 (tracked by the length of the current run of equal values), so
-    z-scores of flat data are 0, not noise divided by rounding residue.
-    ``variance = M2 / (n - ddof)``. :meth:`update` returns the mean; ``value`` is the mean.
+    of the sum-of-squares formula, on data shifted by a recent mean ``K`` (``x - K``) so rounding
+    scales with the spread of the data, not with its level. Mean and ``M2`` are recomputed exactly
+    (two-pass, ``math.fsum``, which also resets ``K`` to the mean) each time the ring buffer wraps,
+    so rounding error never accumulates over more than one window, whatever the stream length.
+    A window of identical values has exactly that mean and a variance of exactly 0 (tracked by the
+    length of the current run of equal values): z-scores of flat data are 0, not noise divided by
+    rounding residue. ``variance = M2 / (n - ddof)``. :meth:`update` returns the mean; ``value``
+    is the mean.
 
     Examples
     --------
@@ -353,15 +355,24 @@ class RollingStats(_Indicator):
     (1.0, 1.0)
     """
 
-    __slots__ = ("period", "ddof", "_buf", "_idx", "_count", "_mean", "_m2", "_last", "_run", "_wraps", "_resync_wraps")
+    __slots__ = (
+        "period",
+        "ddof",
+        "_buf",
+        "_idx",
+        "_count",
+        "_shift",
+        "_mean",
+        "_m2",
+        "_last",
+        "_run",
+    )
 
     def __init__(self, period: int, ddof: int = 1) -> None:
         if ddof not in (0, 1) or isinstance(ddof, bool):
             raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
         self.period = _check_int("period", period, ddof + 1)
         self.ddof = ddof
-        # resync every ~256 updates at least (once per wrap for windows >= 256): amortised O(1)
-        self._resync_wraps = -(-256 // self.period)
         self.reset()
 
     def reset(self) -> None:
@@ -369,11 +380,11 @@ class RollingStats(_Indicator):
         self._buf = [0.0] * self.period
         self._idx = 0
         self._count = 0
-        self._mean = 0.0
+        self._shift = 0.0  # K: the data are processed as x - K
+        self._mean = 0.0  # mean of the shifted window
         self._m2 = 0.0
         self._last = math.nan
         self._run = 0  # length of the current run of identical values
-        self._wraps = 0
         self._value = None
 
     def update(self, value: float) -> float | None:
@@ -381,33 +392,36 @@ class RollingStats(_Indicator):
         buf = self._buf
         i = self._idx
         n = self.period
+        k = self._shift
         mean = self._mean
         if self._count == n:
             old = buf[i]
             delta = value - old
             new_mean = mean + delta / n
-            self._m2 += delta * (value - new_mean + old - mean)
+            self._m2 += delta * ((value - k) - new_mean + (old - k) - mean)
             mean = new_mean
         else:
+            if self._count == 0:
+                k = self._shift = value
             c = self._count = self._count + 1
-            delta = value - mean
+            x = value - k
+            delta = x - mean
             mean += delta / c
-            self._m2 += delta * (value - mean)
+            self._m2 += delta * (x - mean)
         buf[i] = value
         i += 1
         if i == n:
             i = 0
-            if self._count == n:
-                self._wraps += 1
-                if self._wraps >= self._resync_wraps:  # exact two-pass resync: bounded drift
-                    self._wraps = 0
-                    mean = math.fsum(buf) / n
-                    self._m2 = math.fsum([(x - mean) * (x - mean) for x in buf])
+            if self._count == n:  # exact two-pass resync once per window: bounded drift
+                k = self._shift = math.fsum(buf) / n
+                mean = 0.0
+                self._m2 = sum([(x - k) * (x - k) for x in buf])  # positive terms: no cancellation
         self._idx = i
         if value == self._last:
             self._run += 1
             if self._run >= n:  # constant window: exact mean, zero variance (no rounding residue)
-                mean = value
+                k = self._shift = value
+                mean = 0.0
                 self._m2 = 0.0
         else:
             self._last = value
@@ -415,8 +429,8 @@ class RollingStats(_Indicator):
         self._mean = mean
         if self._count < n:
             return None
-        self._value = mean
-        return mean
+        v = self._value = k + mean
+        return v
 
     @property
     def mean(self) -> float | None:
@@ -553,7 +567,7 @@ class Bollinger(_Indicator):
     band, unbounded outside; 0.5 when the window is constant. Ready after ``period`` values.
     """
 
-    __slots__ = ("period", "k", "_stats", "_last")
+    __slots__ = ("period", "k", "_stats")
 
     def __init__(self, period: int = 20, k: float = 2.0) -> None:
         _check_int("period", period, 1)
@@ -567,7 +581,6 @@ class Bollinger(_Indicator):
     def reset(self) -> None:
         """Forget every observation."""
         self._stats.reset()
-        self._last = 0.0
         self._value = None
 
     def update(self, value: float) -> float | None:
@@ -575,10 +588,9 @@ class Bollinger(_Indicator):
         stats = self._stats
         if stats.update(value) is None:
             return None
-        self._last = value
         m2 = stats._m2
         if m2 > 0.0:
-            v = 0.5 + (value - stats._mean) / (2.0 * self.k * math.sqrt(m2 / self.period))
+            v = 0.5 + (value - stats._value) / (2.0 * self.k * math.sqrt(m2 / self.period))  # type: ignore[operator]
         else:
             v = 0.5
         self._value = v

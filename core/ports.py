@@ -90,7 +90,12 @@ class AlertSink(Protocol):
 
 
 class RiskManager(Protocol):
-    """The risk engine as the Engine sees it (implemented in ``risk/``)."""
+    """The risk engine as the Engine sees it (implemented in ``risk/``).
+
+    ``config.flatten_on_halt`` tells the engine to close every position when trading halts.
+    """
+
+    config: Any
 
     @property
     def state(self) -> TradingState: ...

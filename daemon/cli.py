@@ -129,9 +129,15 @@ def _print_summary(outcome) -> None:
     console.print(f"{result.bars:,} bars in {result.elapsed_s:.2f} s ({result.bars_per_second:,.0f} bars/s); "
                   f"trading state {result.trading_state.value}"
                   + ("" if result.strategy_enabled else "; [red]strategy was disabled after an error[/]"))
-    for severity, title, text, _ in outcome.alerts.alerts[:10]:
-        if severity in ("warning", "error", "critical"):
-            console.print(f"[yellow]{severity}[/] {title}: {text}")
+    counts: dict[tuple[str, str], int] = {}
+    for severity, title, _text, _ in outcome.alerts.alerts:
+        counts[(severity, title)] = counts.get((severity, title), 0) + 1
+    for (severity, title), n in sorted(counts.items()):
+        colour = "red" if severity in ("error", "critical") else "yellow"
+        console.print(f"[{colour}]{severity}[/] {title}" + (f" (x{n})" if n > 1 else ""))
+    for severity, title, text, _ in outcome.alerts.alerts:
+        if severity in ("error", "critical"):
+            console.print(f"  {title}: {text}", highlight=False)
 
 
 @app.command()

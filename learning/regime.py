@@ -57,13 +57,6 @@ class RegimeConfig(BaseModel):
         return max(self.trend_period + 1, self.volatility_period + self.volatility_baseline_period)
 
 
-# _TABLE[trending][high_vol]
-_TABLE = (
-    (Regime.LOW_VOL_SIDEWAYS, Regime.HIGH_VOL_MEAN_REVERTING),
-    (Regime.LOW_VOL_TRENDING, Regime.HIGH_VOL_TRENDING),
-)
-
-
 class RegimeDetector:
     """Classify one symbol's bars into a :class:`core.enums.Regime`, O(1) per bar.
 
@@ -206,7 +199,12 @@ class RegimeDetector:
         else:
             ratio = math.inf if sigma > 0.0 else 1.0  # type: ignore[operator]
         self._ratio = ratio
-        raw = self._raw = _TABLE[er >= cfg.trend_threshold][ratio >= cfg.high_vol_ratio]
+        high = ratio >= cfg.high_vol_ratio
+        if er >= cfg.trend_threshold:
+            raw = Regime.HIGH_VOL_TRENDING if high else Regime.LOW_VOL_TRENDING
+        else:
+            raw = Regime.HIGH_VOL_MEAN_REVERTING if high else Regime.LOW_VOL_SIDEWAYS
+        self._raw = raw
 
         current = self._regime
         if raw is current:

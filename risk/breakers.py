@@ -93,14 +93,20 @@ class CircuitBreakers:
     def on_equity(self, equity: float, ts: int) -> TradingStateChanged | None:
         """Update the high-water mark and the day's start equity; trip drawdown or daily loss.
 
-        Called on every bar; allocates nothing when no breaker trips.
+        Called on every bar, so the common path only compares and stores (no new objects):
+        thresholds are precomputed when the peak or the day changes.
 
         Parameters
         ----------
         equity
             Account equity, USD.
         ts
-            Event time, ns UTC.
+            Event time, ns UTC; the first call of each UTC day anchors the daily loss.
+
+        Returns
+        -------
+        TradingStateChanged or None
+            The change to HALTED (drawdown) or REDUCING (daily loss), or None.
         """
         self._last_equity = equity
         if equity > self._peak:
@@ -122,9 +128,23 @@ class CircuitBreakers:
         return None
 
     def on_trade_closed(self, trade: TradeClosed) -> TradingStateChanged | None:
-        """Count losing trades (pnl < 0) in a row; a winner (pnl > 0) resets the count, a
-        break-even trade leaves it. Reaching ``max_consecutive_losses`` -> REDUCING until the
-        ``"risk.cooldown"`` timer at ``trade.ts_init + loss_cooldown`` (re-armed by further streaks)."""
+        """Count losing trades in a row; trip the cool-down at ``max_consecutive_losses``.
+
+        A loser (``pnl < 0`` USD) adds one, a winner (``pnl > 0``) resets the count, a break-even
+        trade leaves it. Reaching the limit -> REDUCING until the ``"risk.cooldown"`` timer at
+        ``trade.ts_init + loss_cooldown``, and the count starts over (another full streak during
+        the cool-down re-schedules it).
+
+        Parameters
+        ----------
+        trade
+            The round trip that just closed.
+
+        Returns
+        -------
+        TradingStateChanged or None
+            The change to REDUCING, or None when the state did not change.
+        """
         if trade.pnl > 0.0:
             self._losses = 0
             return None

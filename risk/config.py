@@ -58,6 +58,9 @@ class RiskConfig(BaseModel):
         is denied. Default 0.0 (off).
     time_in_force
         Time in force of every submitted order (``"gtc"`` or ``"day"``). Default ``"gtc"``.
+    flatten_on_halt
+        When trading moves to HALTED, the engine cancels open orders and closes every position
+        with market orders (which bypass the risk checks). Default True.
 
     Raises
     ------
@@ -92,6 +95,7 @@ class RiskConfig(BaseModel):
     max_orders_per_minute: int = Field(60, ge=1)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False)
     time_in_force: TimeInForce = TimeInForce.GTC
+    flatten_on_halt: bool = Field(True, description="close every position with market orders when HALTED")
 
     @field_validator("loss_cooldown")
     @classmethod

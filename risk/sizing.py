@@ -53,11 +53,11 @@ def quantity_caps(config: RiskConfig, equity: float, price: float, side_sign: in
                   gross_other: float) -> tuple[tuple[float, str], ...]:
     """Return the largest order (shares) each cap allows, with the cap's name.
 
-    The caps bound the symbol's absolute position after the order, ``abs(net + side_sign * q)``:
+    The caps bound the symbol's absolute position after the order, ``abs(net + side_sign * q)``,
     to ``max_position_fraction * equity`` and to the gross-exposure room
     ``max_gross_exposure * equity - gross_other``; and the order itself to
-    ``max_order_notional``. An order against an opposite position may first close it, so its
-    cap is the room plus what it closes.
+    ``max_order_notional`` and to ``max_position_fraction * equity``. An order against an
+    opposite position first closes it, so its gross cap is the room plus what it closes.
 
     Parameters
     ----------
@@ -84,7 +84,7 @@ def quantity_caps(config: RiskConfig, equity: float, price: float, side_sign: in
     (50.0, 'max_gross_exposure')
     """
     already = side_sign * net  # > 0 when adding to a position, < 0 when reversing one
-    by_position = config.max_position_fraction * equity / price - already
+    by_position = config.max_position_fraction * equity / price - max(already, 0.0)
     by_gross = (config.max_gross_exposure * equity - gross_other) / price - already
     by_notional = config.max_order_notional / price
     return ((by_position, "max_position_fraction"), (by_gross, "max_gross_exposure"),

@@ -8,13 +8,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import make_url
 
-_CREDENTIALS = re.compile(r"(?P<head>://[^/:@]*:)[^@/]*@")
+_CREDENTIALS = re.compile(r"(?P<head>:(?!//)).*@")  # from a ':' (not '://') to the last '@'
 
 
 def mask_url(url: str) -> str:
     """Return ``url`` with its password replaced by ``***`` (safe to log or put in errors).
 
-    Works on malformed URLs too (by pattern), so an error about a bad URL never leaks a secret.
+    Works on malformed URLs too: everything from a ``:`` (other than ``://``) to the last ``@``
+    is masked then, so an error about a bad URL never leaks a secret (passwords with ``@`` or
+    ``/`` must be percent-encoded in a valid URL).
 
     Examples
     --------
@@ -23,10 +25,13 @@ def mask_url(url: str) -> str:
     >>> mask_url("sqlite:///tradingd.db")
     'sqlite:///tradingd.db'
     """
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not parseable: mask anything that looks like user:password@
-        return _CREDENTIALS.sub(r"\g<head>***@", url)
+    if url.count("@") <= 1:
+        try:
+            parsed = make_url(url)
+            return url if parsed.password is None else parsed.render_as_string(hide_password=True)
+        except Exception:  # not parseable: mask by pattern
+            pass
+    return _CREDENTIALS.sub(r"\g<head>***@", url)
 
 
 class StoreConfig(BaseModel):

@@ -144,6 +144,8 @@ def test_commission(per_share: float, minimum: float, bps: float, quantity: floa
     (1.0, 500.0, 500.0, 500.0),
     (0.5, 0.0, 1_000.0, 0.0),
     (0.1, 100.0 + EPS_SHARES / 2, 1_000.0, 100.0 + EPS_SHARES / 2),  # dust is filled, not left over
+    (0.1, 100.0, EPS_SHARES, 0.0),  # an allowance too small to trade fills nothing
+    (0.1, 100.0, 5e-320, 0.0),
 ])
 def test_fill_quantity(cap: float | None, leaves: float, volume: float, expected: float) -> None:
     model = FillModel(FillConfig(participation_cap=cap))
@@ -155,3 +157,5 @@ def test_fill_quantity_bounds(cap: float, leaves: float, volume: float) -> None:
     quantity = FillModel(FillConfig(participation_cap=cap)).fill_quantity(leaves, volume)
     assert 0.0 <= quantity <= leaves
     assert quantity <= cap * volume + EPS_SHARES
+    assert quantity == 0.0 or quantity >= min(leaves, EPS_SHARES)
+    assert leaves - quantity == 0.0 or leaves - quantity > EPS_SHARES

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import pandas as pd
@@ -117,7 +116,7 @@ def test_downsample_keeps_ends_and_extremes():
         downsample(s, 2)
 
 
-def test_large_report_is_small_and_fast(tmp_path):
+def test_large_report_stays_small(tmp_path):
     rng = np.random.default_rng(0)
     n = 200_000
     index = pd.date_range("2020-01-01", periods=n, freq="min", tz="UTC")
@@ -127,11 +126,8 @@ def test_large_report_is_small_and_fast(tmp_path):
     trades = _trades(symbols, index, 1000, rng)
     bench = buy_and_hold(closes, 1e5, index)
     metrics, bench_metrics = compute_metrics(equity, trades=trades), compute_metrics(bench)
-    started = time.process_time()  # CPU time: robust to other processes competing for the cores
     path = write_report(tmp_path / "big.html", equity, bench, metrics, bench_metrics, trades, closes,
                         "big", {"bars": n})
-    elapsed = time.process_time() - started
     size = path.stat().st_size
     assert size < 10_000_000, f"report is {size / 1e6:.1f} MB"
-    assert elapsed < 3.0, f"write_report took {elapsed:.2f} s of CPU"
     assert MAX_PLOT_POINTS < n
