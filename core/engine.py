@@ -73,7 +73,8 @@ class Engine:
         self._seq = 0
         self._recorder = equity_recorder
         self._snapshot_interval = snapshot_interval_ns
-        self._last_snapshot: EquitySnapshot | None = None
+        self._last_point: tuple[int, float, float, float, int] | None = None
+        self._snapshot_bucket = -1
         self._subscribers: dict[type, list[Callable[[Any], None]]] = {}
         self._handlers: dict[type, Callable[[Any], None]] = {
             Bar: self._on_bar, TimerFired: self._on_timer, OrderAccepted: self._on_accepted,
@@ -106,9 +107,9 @@ class Engine:
 
     def finish(self) -> None:
         """Write the last equity snapshot and flush the store (end of replay or shutdown)."""
-        if self._last_snapshot is not None:
-            self.store.save_equity(self._last_snapshot)
-            self._last_snapshot = None
+        if self._last_point is not None:
+            self.store.save_equity(EquitySnapshot(*self._last_point))
+            self._last_point = None
         self.store.flush()
 
     # --- bars --------------------------------------------------------------------------------
@@ -159,15 +160,17 @@ class Engine:
 
     def _record_equity(self, ts: int, equity: float) -> None:
         portfolio = self.portfolio
+        cash = portfolio.cash
+        open_positions = portfolio.open_positions
+        gross = portfolio.gross_exposure if open_positions else 0.0
         if self._recorder is not None:
-            self._recorder(ts, portfolio.cash, equity, portfolio.gross_exposure if portfolio.open_positions else 0.0)
-        last = self._last_snapshot
-        if last is not None and self._snapshot_interval and ts // self._snapshot_interval != last.ts // self._snapshot_interval:
-            self.store.save_equity(last)
-        elif last is not None and not self._snapshot_interval and ts != last.ts:
-            self.store.save_equity(last)
-        self._last_snapshot = EquitySnapshot(ts, portfolio.cash, equity, portfolio.gross_exposure,
-                                             portfolio.open_positions)
+            self._recorder(ts, cash, equity, gross)
+        # the store gets the last point of each snapshot interval, built only when one closes
+        bucket = ts // self._snapshot_interval if self._snapshot_interval else ts
+        if bucket != self._snapshot_bucket and self._last_point is not None:
+            self.store.save_equity(EquitySnapshot(*self._last_point))
+        self._snapshot_bucket = bucket
+        self._last_point = (ts, cash, equity, gross, open_positions)
 
     def _disable_strategy(self, exc: Exception, bar: Bar) -> None:
         self.strategy_enabled = False

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -33,7 +34,8 @@ def _parse_params(items: list[str]) -> dict[str, str]:
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message is plain text ("[risk] max_drawdown = ..."), not markup; never hard-wrap it (paths).
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -41,22 +43,22 @@ def _fail(message: str) -> None:
 def replay(
     files: Annotated[Optional[list[Path]], typer.Argument(help="Bar files (CSV, CSV.gz, Parquet); same as --data.", show_default=False)] = None,
     config: ConfigOpt = Path("config.toml"),
-    data: Annotated[Optional[list[Path]], typer.Option("--data", "-d", help="Bar file; repeat, or list files after it. Overrides [data] paths.")] = None,
+    data: Annotated[Optional[list[Path]], typer.Option("--data", "-d", help="Bar file; repeat, or list files after it. Overrides \\[data] paths.")] = None,
     strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="Strategy name (see `tradingd strategies`).")] = None,
-    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Strategy parameter KEY=VALUE; repeatable. Replaces [strategy.params] when --strategy changes the strategy.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default [output] dir).")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Strategy parameter KEY=VALUE; repeatable. Replaces \\[strategy.params] when --strategy changes the strategy.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default \\[output] dir).")] = None,
     start: Annotated[Optional[str], typer.Option(help="First bar start, ISO-8601 with timezone (inclusive).")] = None,
     end: Annotated[Optional[str], typer.Option(help="Last bar start, ISO-8601 with timezone (exclusive).")] = None,
     timeframe: Annotated[Optional[str], typer.Option(help="Bar length, e.g. 1min, 1h, 1d (default: inferred).")] = None,
     cash: Annotated[Optional[float], typer.Option(help="Starting cash, USD.")] = None,
     slippage_bps: Annotated[Optional[float], typer.Option(help="Fixed adverse slippage per fill, basis points.")] = None,
     slippage_volatility: Annotated[Optional[float], typer.Option(help="Extra slippage as a multiple of the previous bar's (high-low)/close.")] = None,
-    commission: Annotated[Optional[float], typer.Option(help="Commission per share, USD.")] = None,
+    commission: Annotated[Optional[float], typer.Option(help="Commission per share, USD. Any --commission* option replaces the configured commission: the parts not given become 0.")] = None,
     commission_min: Annotated[Optional[float], typer.Option(help="Minimum commission per fill, USD (with --commission).")] = None,
     commission_bps: Annotated[Optional[float], typer.Option(help="Commission as basis points of notional.")] = None,
     participation_cap: Annotated[Optional[float], typer.Option(help="Max fraction of a bar's volume one order may fill (partial fills).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the online learners.")] = None,
-    db: Annotated[Optional[str], typer.Option(help="State database URL (default [state] database_url).")] = None,
+    db: Annotated[Optional[str], typer.Option(help="State database URL (default \\[state] database_url).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -73,12 +75,15 @@ def replay(
         overrides["data.paths"] = [str(Path(p).resolve()) for p in paths]
     for key, value in (("data.start", start), ("data.end", end), ("data.timeframe", timeframe),
                        ("replay.starting_cash", cash), ("fill.slippage_bps", slippage_bps),
-                       ("fill.slippage_volatility", slippage_volatility), ("fill.commission_per_share", commission),
-                       ("fill.commission_minimum", commission_min), ("fill.commission_bps", commission_bps),
+                       ("fill.slippage_volatility", slippage_volatility),
                        ("fill.participation_cap", participation_cap), ("signals.learner.seed", seed),
                        ("state.database_url", db)):
         if value is not None:
             overrides[key] = value
+    commissions = {"fill.commission_per_share": commission, "fill.commission_minimum": commission_min,
+                   "fill.commission_bps": commission_bps}
+    if any(value is not None for value in commissions.values()):  # replace the configured commission model
+        overrides.update({key: 0.0 if value is None else value for key, value in commissions.items()})
     if not report:
         overrides["output.report"] = False
     try:
@@ -137,7 +142,7 @@ def _print_summary(outcome) -> None:
         console.print(f"[{colour}]{severity}[/] {title}" + (f" (x{n})" if n > 1 else ""))
     for severity, title, text, _ in outcome.alerts.alerts:
         if severity in ("error", "critical"):
-            console.print(f"  {title}: {text}", highlight=False)
+            console.print(f"  {escape(title)}: {escape(text)}", highlight=False)
 
 
 @app.command()
@@ -165,7 +170,7 @@ def check_config(config: ConfigOpt = Path("config.toml")) -> None:
         _fail(str(exc))
         return
     console.print_json(cfg.model_dump_json())
-    console.print(f"[green]ok[/] {config} (config hash {cfg.config_hash()[:12]})")
+    console.print(f"[green]ok[/] {escape(str(config))} (config hash {cfg.config_hash()[:12]})")
 
 
 @app.command()
@@ -189,20 +194,20 @@ def _set_state(config: Path, account: str, state: str, reason: str) -> None:
 
     from core.enums import TradingState
     from core.events import TradingStateChanged
-    from state.store import SqlStore
+    from state.store import SqlStore, StoreError
 
-    try:
-        cfg = load_config(config if config.exists() else None)
-    except ConfigError as exc:
+    try:  # like replay: only the default config.toml may be absent (built-in defaults then)
+        cfg = load_config(config if config.exists() or config != Path("config.toml") else None)
+        store = SqlStore(cfg.state, account=account)
+        try:
+            current = store.load_trading_state()
+            previous = current[0] if current else TradingState.ACTIVE
+            store.save_trading_state(TradingStateChanged(previous, TradingState(state), reason, time.time_ns()))
+        finally:
+            store.close()
+    except (ConfigError, StoreError) as exc:
         _fail(str(exc))
         return
-    store = SqlStore(cfg.state, account=account)
-    try:
-        current = store.load_trading_state()
-        previous = current[0] if current else TradingState.ACTIVE
-        store.save_trading_state(TradingStateChanged(previous, TradingState(state), reason, time.time_ns()))
-    finally:
-        store.close()
     console.print(f"account {account}: {previous.value} -> {state} ({reason})")
 
 

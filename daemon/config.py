@@ -11,7 +11,7 @@ import hashlib
 import json
 import tomllib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ from core.time import parse_timeframe
 from learning.pipeline import SignalConfig
 from risk.config import RiskConfig
 from state.config import StoreConfig
-from strategies.registry import StrategyConfigError, build_strategy
+from strategies.registry import STRATEGIES, StrategyConfigError, build_strategy
 
 
 class ConfigError(ValueError):
@@ -94,12 +94,15 @@ class AppConfig(_Section):
             If a path or pattern matches no file.
         """
         files: list[Path] = []
+        missing: list[str] = []
         for pattern in self.data.paths:
             full = Path(pattern) if Path(pattern).is_absolute() else self.base_dir / pattern
             matches = sorted(Path(p) for p in glob.glob(str(full)))
             if not matches:
-                raise ConfigError(f"[data] paths: {pattern!r} matches no file (looked in {full.parent})")
+                missing.append(f"[data] paths: {pattern!r} matches no file (looked in {full.parent})")
             files.extend(matches)
+        if missing:
+            raise ConfigError("\n  ".join(missing))
         return files
 
     def config_hash(self) -> str:
@@ -118,11 +121,49 @@ def _set_path(tree: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def _allowed_keys(loc: list[str]) -> list[str] | None:
+    """Keys of the section at ``loc`` (``[]`` = the top level), or ``None`` if it is not a section."""
+    model: Any = AppConfig
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        model = field.annotation
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    return [name for name in model.model_fields if not (model is AppConfig and name == "base_dir")]
+
+
 def _describe(err: Mapping[str, Any]) -> str:
     loc = [str(p) for p in err["loc"]]
+    value = err.get("input")
+    if isinstance(value, (datetime, date, time)):
+        value = value.isoformat()
+    if err["type"] == "extra_forbidden":  # a typo: say which keys exist
+        allowed = ", ".join(_allowed_keys(loc[:-1]) or [])
+        if len(loc) == 1:
+            return f"[{loc[0]}]: unknown section; allowed sections: {allowed}"
+        return f"[{'.'.join(loc[:-1])}] {loc[-1]} = {value!r}: unknown key; allowed keys: {allowed}"
     section, key = (f"[{'.'.join(loc[:-1])}] " if len(loc) > 1 else ""), loc[-1] if loc else "?"
-    shown = "" if err["type"] == "missing" else f" = {err.get('input')!r}"
+    shown = "" if err["type"] == "missing" else f" = {value!r}"
     return f"{section}{key}{shown}: {err['msg']}"
+
+
+def _strategy_problem(raw: Any) -> str | None:
+    """Check the ``[strategy]`` section on its own, so its problems are listed with all others."""
+    try:
+        section = StrategySection.model_validate(raw if raw is not None else {})
+    except ValidationError:
+        return None  # already reported by the validation of the whole file
+    try:
+        build_strategy(section.name, section.params)
+    except StrategyConfigError as exc:
+        message = f"[strategy] {exc}"
+        cls = STRATEGIES.get(section.name)
+        if cls is not None and set(section.params) - set(cls.Params.model_fields):
+            message += f"; parameters of {section.name!r}: {', '.join(cls.Params.model_fields)}"
+        return message
+    return None
 
 
 def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> AppConfig:
@@ -150,13 +191,16 @@ def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = N
         base = path.resolve().parent
     for dotted, value in (overrides or {}).items():
         _set_path(raw, dotted, value)
+    problems: list[str] = []
+    config: AppConfig | None = None
     try:
         config = AppConfig.model_validate({**raw, "base_dir": base})
     except ValidationError as exc:
-        problems = "\n  ".join(_describe(err) for err in exc.errors())
-        raise ConfigError(f"{origin}: invalid configuration:\n  {problems}") from None
-    try:
-        build_strategy(config.strategy.name, config.strategy.params)
-    except StrategyConfigError as exc:
-        raise ConfigError(f"{origin}: [strategy] {exc}") from None
+        problems.extend(_describe(err) for err in exc.errors())
+    strategy_problem = _strategy_problem(raw.get("strategy"))
+    if strategy_problem:
+        problems.append(strategy_problem)
+    if problems or config is None:
+        listed = "\n  ".join(problems)
+        raise ConfigError(f"{origin}: invalid configuration:\n  {listed}")
     return config

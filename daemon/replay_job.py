@@ -10,7 +10,7 @@ from pathlib import Path
 
 from alerts.sinks import FanOutAlertSink, LogAlertSink, MemoryAlertSink
 from backtest.replay import ProgressCallback, ReplayResult, run_replay
-from backtest.sources import BarSeries, load_many
+from backtest.sources import BarSeries, DataError, load_many
 from core.time import format_timeframe, to_nanos
 from daemon.config import AppConfig
 from research.output import ReplaySummary, write_outputs
@@ -28,9 +28,16 @@ class ReplayOutcome:
 
 
 def load_data(config: AppConfig) -> list[BarSeries]:
-    """Load and validate every data file of ``config`` (raises backtest.sources.DataError)."""
-    return load_many(config.data_files(), timeframe=config.data.timeframe, start=config.data.start,
-                     end=config.data.end)
+    """Load and validate every data file of ``config`` (raises backtest.sources.DataError, also when
+    no bar falls in ``[data] start .. end``)."""
+    series = load_many(config.data_files(), timeframe=config.data.timeframe, start=config.data.start,
+                       end=config.data.end)
+    if not any(len(s) for s in series):
+        start, end = config.data.start, config.data.end
+        window = f"{start.isoformat() if start else 'the first bar'} .. {end.isoformat() if end else 'the last bar'}"
+        raise DataError(f"no bars between {window} (start inclusive, end exclusive) in "
+                        f"{', '.join(s.source for s in series)}")
+    return series
 
 
 def data_hash(series: list[BarSeries]) -> str:
@@ -77,6 +84,12 @@ def run_replay_job(config: AppConfig, series: list[BarSeries], out_dir: Path | N
             summary = summarize(result)[0]
         store.finish_run(run_id, to_nanos(datetime.now(timezone.utc)), "finished",
                          {"strategy": summary.metrics.to_dict(), "buy_and_hold": summary.benchmark.to_dict()})
+    except BaseException:  # never leave the run "running" forever
+        try:
+            store.finish_run(run_id, to_nanos(datetime.now(timezone.utc)), "failed", {})
+        except Exception:
+            pass
+        raise
     finally:
         store.close()
     return ReplayOutcome(result, summary, run_id, memory)
