@@ -68,6 +68,7 @@ def replay(
     Fills: market orders fill at the next bar's open plus slippage; commissions as configured.
     """
     from daemon.replay_job import load_data, run_replay_job
+    from state.store import StoreError
 
     overrides: dict[str, Any] = {}
     paths = [str(p) for p in (data or [])] + [str(p) for p in (files or [])]
@@ -107,17 +108,23 @@ def replay(
     out_dir = out if out is not None else Path(cfg.output.dir)
     console.print(f"Replaying [bold]{total:,}[/] bars of {', '.join(s.symbol for s in series)} "
                   f"with [bold]{cfg.strategy.name}[/] {cfg.strategy.params or ''}")
-    if progress:
-        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("bars"), TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
-            task = bar.add_task("replay", total=total)
-            outcome = run_replay_job(cfg, series, out_dir,
-                                     progress=lambda n: bar.update(task, completed=n))
-    else:
-        outcome = run_replay_job(cfg, series, out_dir)
+    try:
+        outcome = _run_with_progress(cfg, series, out_dir, total) if progress else run_replay_job(cfg, series, out_dir)
+    except StoreError as exc:
+        _fail(str(exc))
+        return
     _print_summary(outcome)
     console.print(f"Wrote {out_dir}/ (report.html, metrics.json, trades.csv, orders.csv, fills.csv, equity.csv); "
                   f"run [bold]{outcome.run_id}[/] in {cfg.state.database_url}")
+
+
+def _run_with_progress(cfg, series, out_dir: Path, total: int):
+    from daemon.replay_job import run_replay_job
+
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("bars"), TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("replay", total=total)
+        return run_replay_job(cfg, series, out_dir, progress=lambda n: bar.update(task, completed=n))
 
 
 def _print_summary(outcome) -> None:

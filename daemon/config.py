@@ -191,6 +191,8 @@ def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = N
         base = path.resolve().parent
     for dotted, value in (overrides or {}).items():
         _set_path(raw, dotted, value)
+    if overrides:
+        origin = f"{origin} + command-line options"
     problems: list[str] = []
     config: AppConfig | None = None
     try:
@@ -203,4 +205,6 @@ def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = N
     if problems or config is None:
         listed = "\n  ".join(problems)
         raise ConfigError(f"{origin}: invalid configuration:\n  {listed}")
-    return config
+    # keep the validated (typed) parameters, so "10" from --param and 10 from the file hash alike
+    params = build_strategy(config.strategy.name, config.strategy.params).params.model_dump()
+    return config.model_copy(update={"strategy": StrategySection(name=config.strategy.name, params=params)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from backtest.replay import ReplayResult
+from research.metrics import drawdown_series
 
 TRADE_COLUMNS = ["symbol", "side", "quantity", "entry_time", "exit_time", "entry_price", "exit_price",
                  "pnl", "return", "commission", "exit_reason"]
@@ -21,13 +22,11 @@ def _utc(ns) -> pd.DatetimeIndex | pd.Series:
 def equity_frame(result: ReplayResult) -> pd.DataFrame:
     """Columns: time (UTC, bar end), cash, equity, gross_exposure (USD), exposure (fraction of
     equity), drawdown (fraction <= 0 from the running peak)."""
-    equity = pd.Series(result.equity)
-    frame = pd.DataFrame({
-        "time": _utc(result.equity_ts), "cash": result.cash, "equity": result.equity,
-        "gross_exposure": result.gross_exposure,
-    })
+    time = _utc(result.equity_ts)
+    frame = pd.DataFrame({"time": time, "cash": result.cash, "equity": result.equity,
+                          "gross_exposure": result.gross_exposure})
     frame["exposure"] = frame["gross_exposure"] / frame["equity"]
-    frame["drawdown"] = equity / equity.cummax() - 1.0
+    frame["drawdown"] = drawdown_series(pd.Series(result.equity, index=time)).to_numpy()
     return frame
 
 

@@ -28,8 +28,11 @@ class OnlineMlParams(StrategyParams):
 
 
 class OnlineMl(Strategy[OnlineMlParams]):
-    """Long (optionally short) when the learner is confident; confidence is passed to risk, whose
-    confidence-floor breaker can veto it."""
+    """Trade the online learner's P(up): long above ``threshold``, exit below ``exit_threshold``.
+
+    Optionally short when P(up) <= 1 - threshold. The probability travels with the intent as
+    ``confidence``, so the risk engine's confidence floor can veto it.
+    """
 
     name = "online_ml"
     Params = OnlineMlParams

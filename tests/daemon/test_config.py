@@ -34,7 +34,7 @@ def test_repo_config_loads_and_its_data_resolves_relative_to_the_config_file(tmp
     monkeypatch.chdir(tmp_path)  # not the repo: relative paths must not depend on the cwd
     cfg = load_config(REPO_CONFIG)
     assert cfg.strategy.name == "sma_cross"
-    assert dict(cfg.strategy.params) == {"fast": 70, "slow": 350}
+    assert dict(cfg.strategy.params) == {"fast": 70, "slow": 350, "allow_short": False}
     assert cfg.fill.commission_bps == 0.5 and cfg.risk.max_drawdown == 0.20
     files = cfg.data_files()
     assert [f.name.split(".")[0] for f in files] == BUNDLED
