@@ -204,7 +204,11 @@ def _equity_figure(equity: pd.Series, benchmark: pd.Series | None) -> go.Figure:
         fig.add_trace(
             go.Scatter(x=_plot_times(shown.index), y=shown.to_numpy(), name="Buy & hold", mode="lines")
         )
-    return _layout(fig, "Equity (USD)", {"title": "USD", "tickprefix": "$"})
+    # a long replay can span orders of magnitude: a log axis keeps both curves readable
+    values = pd.concat([equity, benchmark]) if benchmark is not None else equity
+    log = bool(values.min() > 0 and values.max() / values.min() > 10)
+    axis = {"title": "USD (log scale)" if log else "USD", "tickprefix": "$", "type": "log" if log else "linear"}
+    return _layout(fig, "Equity (USD)", axis)
 
 
 def _drawdown_figure(equity: pd.Series, benchmark: pd.Series | None) -> go.Figure:

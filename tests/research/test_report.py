@@ -131,3 +131,12 @@ def test_large_report_stays_small(tmp_path):
     size = path.stat().st_size
     assert size < 10_000_000, f"report is {size / 1e6:.1f} MB"
     assert MAX_PLOT_POINTS < n
+
+
+@pytest.mark.parametrize("growth, log", [(200.0, True), (1.5, False)])
+def test_equity_axis_turns_logarithmic_when_the_curves_span_orders_of_magnitude(tmp_path, growth, log):
+    index = pd.date_range("2000-01-01", periods=500, freq="D", tz="UTC")
+    equity = pd.Series(np.linspace(1e5, 1e5 * growth, 500), index=index)
+    path = write_report(tmp_path / "r.html", equity, None, compute_metrics(equity), None, None, None, "t", {})
+    html = path.read_text()
+    assert ("USD (log scale)" in html) is log
