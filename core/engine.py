@@ -115,8 +115,9 @@ class Engine:
     # --- bars --------------------------------------------------------------------------------
     def _on_bar(self, bar: Bar) -> None:
         last = self._last_bar_ts.get(bar.symbol)
-        # NaN fails every comparison, so one chained test also rejects NaN prices
-        if (last is not None and bar.ts_event <= last) or not (0.0 < bar.low <= bar.high and bar.volume >= 0.0):
+        # NaN fails every comparison, so these chained tests also reject NaN prices and volume
+        if (last is not None and bar.ts_event <= last) or not (
+                0.0 < bar.low <= bar.open <= bar.high and bar.low <= bar.close <= bar.high and bar.volume >= 0.0):
             self._drop_bar(bar, last)
             return
         self._last_bar_ts[bar.symbol] = bar.ts_event

@@ -68,6 +68,9 @@ def test_strategy_exception_disables_it_alerts_and_keeps_running():
 
 @pytest.mark.parametrize("bad", [
     bar(1, 100.0)._replace(close=math.nan, low=math.nan),
+    bar(1, 100.0)._replace(close=math.nan),
+    bar(1, 100.0)._replace(volume=math.nan),
+    bar(1, 100.0)._replace(open=120.0),  # open above the high
     bar(1, 100.0)._replace(low=-1.0),
     bar(1, 100.0)._replace(volume=-5.0),
     bar(0, 100.0),  # duplicate of the first bar
