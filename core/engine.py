@@ -20,7 +20,7 @@ from core.context import StrategyContext
 from core.enums import OrderStatus, OrderType, Side, TimeInForce, TradingState
 from core.events import (Bar, CancelOrder, HaltTrading, OrderAccepted, OrderCanceled, OrderDenied,
                          OrderFilled, OrderRejected, RearmTrading, RegimeChanged, SubmitOrder,
-                         TimerFired, TradeClosed, TradingStateChanged)
+                         TimerFired, TradingStateChanged)
 from core.intents import OrderIntent
 from core.orders import Order
 from core.portfolio import Portfolio

@@ -1,51 +1,20 @@
 """Fixtures for the store tests: every test runs against SQLite (a file in ``tmp_path``) and the real
 PostgreSQL server.
 
-PostgreSQL is never skipped: when it cannot be reached the PostgreSQL tests fail with a message
-saying so (CI must fail, not silently pass). Its URL comes from ``TRADINGD_TEST_POSTGRES_URL``
-(default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``). Each test gets a fresh schema
-of its own, selected through ``search_path`` in the URL, so tests are isolated and safe under
-pytest-xdist; the schema is dropped afterwards.
+PostgreSQL comes from the shared ``postgres_url`` fixture (tests/conftest.py): a fresh schema per
+test on the real server, never skipped.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
-from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
 
-from state import SqlStore, StoreConfig, mask_url
+from state import SqlStore, StoreConfig
 
-POSTGRES_URL = os.environ.get("TRADINGD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
-
-
-@pytest.fixture(scope="session")
-def postgres_admin() -> Iterator[sa.Engine]:
-    """Engine on the test PostgreSQL server; fails (never skips) when the server is unreachable."""
-    engine = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5})
-    problem = ""
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # pragma: no cover - only when the server is missing
-        problem = f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}"
-    if problem:  # pragma: no cover
-        engine.dispose()
-        pytest.fail(f"PostgreSQL at {mask_url(POSTGRES_URL)} is unreachable ({problem}). The state tests "
-                    "need a real server (they fail rather than skip): start it or set TRADINGD_TEST_POSTGRES_URL.",
-                    pytrace=False)
-    yield engine
-    engine.dispose()
-
-
-def _with_search_path(url: str, schema: str) -> str:
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -54,16 +23,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
-    admin: sa.Engine = request.getfixturevalue("postgres_admin")
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    schema = f"test_{worker}_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _with_search_path(POSTGRES_URL, schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    yield request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
