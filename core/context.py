@@ -29,14 +29,17 @@ class StrategyContext:
 
     @property
     def cash(self) -> float:
+        """Cash balance, USD (negative when a short's proceeds were spent)."""
         return self._engine.portfolio.cash
 
     @property
     def equity(self) -> float:
+        """Cash plus positions at their last marks, USD."""
         return self._engine.portfolio.equity
 
     @property
     def trading_state(self) -> TradingState:
+        """ACTIVE, REDUCING (exits only) or HALTED (nothing goes through)."""
         return self._engine.risk.state
 
     def position(self, symbol: str) -> float:
@@ -56,6 +59,8 @@ class StrategyContext:
         return self._engine.pending_quantity(symbol)
 
     def features(self, symbol: str) -> dict[str, float] | None:
+        """A copy of the latest streaming features of ``symbol`` (see ``learning.features``), or
+        None when the learner pipeline is off or still warming up."""
         signals = self._engine.signals
         if signals is None:
             return None
@@ -68,5 +73,6 @@ class StrategyContext:
         return signals.prediction(symbol) if signals is not None else None
 
     def regime(self, symbol: str) -> Regime:
+        """Current regime of ``symbol`` (UNKNOWN during warm-up or when the detector is off)."""
         signals = self._engine.signals
         return signals.regime(symbol) if signals is not None else Regime.UNKNOWN

@@ -263,8 +263,7 @@ class Engine:
         before = portfolio.position(order.symbol)
         realized = portfolio.apply_fill(order.symbol, order.side, shares, fill.price, fill.commission)
         after = portfolio.position(order.symbol)
-        if not order.is_open:
-            self.open_orders.pop(order.client_order_id, None)
+        self._close_order(order)
         self.store.save_fill(fill)
         self.store.save_order(order)
         self._publish(fill)

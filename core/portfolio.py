@@ -31,6 +31,7 @@ class Position:
 
     @property
     def unrealized_pnl(self) -> float:
+        """``quantity * (mark - avg_price)``, USD."""
         return self.quantity * (self.mark - self.avg_price)
 
 
@@ -75,6 +76,7 @@ class Portfolio:
 
     @property
     def open_positions(self) -> int:
+        """Number of symbols with a non-zero position."""
         return len(self._open)
 
     def position(self, symbol: str) -> float:
@@ -83,6 +85,7 @@ class Portfolio:
         return pos.quantity if pos is not None else 0.0
 
     def avg_price(self, symbol: str) -> float:
+        """Average entry price of the open position in ``symbol``, USD per share (0.0 when flat)."""
         pos = self._open.get(symbol)
         return pos.avg_price if pos is not None else 0.0
 
@@ -96,6 +99,7 @@ class Portfolio:
 
     @property
     def realized_pnl(self) -> float:
+        """Realized P&L over every symbol, USD, gross of commission."""
         return sum(p.realized_pnl for p in self._positions.values())
 
     # --- writes -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from backtest.replay import ProgressCallback, ReplayResult, run_replay
 from backtest.sources import BarSeries, DataError, load_many
 from core.time import format_timeframe, to_nanos
 from daemon.config import AppConfig
-from research.output import ReplaySummary, write_outputs
+from research.output import ReplaySummary, summarize, write_outputs
 from state.config import StoreConfig
 from state.store import SqlStore
 from strategies.registry import build_strategy
@@ -21,6 +21,8 @@ from strategies.registry import build_strategy
 
 @dataclass
 class ReplayOutcome:
+    """A finished replay job: the raw result, its metrics, the run id in the store and the alerts."""
+
     result: ReplayResult
     summary: ReplaySummary
     run_id: str
@@ -80,8 +82,7 @@ def run_replay_job(config: AppConfig, series: list[BarSeries], out_dir: Path | N
         if out_dir is not None:
             summary = write_outputs(result, out_dir, run_info, report=config.output.report)
         else:
-            from research.output import summarize
-            summary = summarize(result)[0]
+            summary = summarize(result)
         store.finish_run(run_id, to_nanos(datetime.now(timezone.utc)), "finished",
                          {"strategy": summary.metrics.to_dict(), "buy_and_hold": summary.benchmark.to_dict()})
     except BaseException:  # never leave the run "running" forever

@@ -67,14 +67,18 @@ class SignalPipeline:
         return change
 
     def features(self, symbol: str) -> dict[str, float] | None:
+        """Latest features of ``symbol`` (None when the learner is off or warming up)."""
         s = self._symbols.get(symbol)
         return s.last_features if s is not None else None
 
     def prediction(self, symbol: str) -> float | None:
+        """Latest P(forward return > threshold) of ``symbol`` in [0, 1], or None before the
+        learner has ``min_samples`` matured labels."""
         s = self._symbols.get(symbol)
         return s.prediction if s is not None else None
 
     def regime(self, symbol: str) -> Regime:
+        """Current regime of ``symbol`` (UNKNOWN before its first bars or when disabled)."""
         s = self._symbols.get(symbol)
         return s.current_regime if s is not None else Regime.UNKNOWN
 

@@ -50,6 +50,8 @@ def fills_frame(result: ReplayResult) -> pd.DataFrame:
 
 
 def orders_frame(result: ReplayResult) -> pd.DataFrame:
+    """One row per order in submission order, with its final status; quantities shares, prices
+    and commission USD, times UTC (created = decision time, updated = last status change)."""
     rows = [(o.client_order_id, o.ts_created, o.ts_last, o.symbol, o.side.value, o.order_type.value, o.quantity,
              o.limit_price, o.stop_price, o.status.value, o.filled_quantity, o.avg_fill_price, o.commission,
              o.reason, o.broker_order_id) for o in result.orders]

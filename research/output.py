@@ -32,11 +32,21 @@ def _iso(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-def summarize(result: ReplayResult) -> tuple[ReplaySummary, dict[str, pd.DataFrame], pd.Series]:
-    """Compute metrics for the strategy and for equal-weight buy-and-hold of the same symbols.
+@dataclass(frozen=True)
+class _Computed:
+    summary: ReplaySummary
+    frames: dict[str, pd.DataFrame]  # equity, trades, fills, orders
+    equity: pd.Series  # USD on the bar-end UTC index
+    benchmark: pd.Series  # USD, same index
+    closes: dict[str, pd.Series]
 
-    Returns the summary, the frames (equity, trades, fills, orders) and the benchmark curve.
-    """
+
+def summarize(result: ReplayResult) -> ReplaySummary:
+    """Compute metrics for the strategy and for equal-weight buy-and-hold of the same symbols."""
+    return _compute(result).summary
+
+
+def _compute(result: ReplayResult) -> _Computed:
     frames = {"equity": equity_frame(result), "trades": trades_frame(result), "fills": fills_frame(result),
               "orders": orders_frame(result)}
     eq = frames["equity"]
@@ -46,7 +56,7 @@ def summarize(result: ReplayResult) -> tuple[ReplaySummary, dict[str, pd.DataFra
     closes = closes_series(result)
     benchmark = buy_and_hold(closes, result.starting_cash, equity.index)
     benchmark_metrics = compute_metrics(benchmark, exposure=pd.Series(1.0, index=benchmark.index))
-    return ReplaySummary(metrics, benchmark_metrics, None), frames, benchmark
+    return _Computed(ReplaySummary(metrics, benchmark_metrics, None), frames, equity, benchmark, closes)
 
 
 def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict, report: bool = True) -> ReplaySummary:
@@ -57,7 +67,8 @@ def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict, report: b
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary, frames, benchmark = summarize(result)
+    computed = _compute(result)
+    summary, frames, benchmark = computed.summary, computed.frames, computed.benchmark
     pending: list[tuple[Path, Path]] = []
 
     def target(name: str) -> Path:
@@ -77,9 +88,8 @@ def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict, report: b
                "strategy_enabled": result.strategy_enabled}
     target("metrics.json").write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
     if report:
-        equity = pd.Series(eq["equity"].to_numpy(), index=pd.DatetimeIndex(frames["equity"]["time"]))
-        write_report(target("report.html"), equity, benchmark, summary.metrics, summary.benchmark,
-                     frames["trades"], closes_series(result), title=f"tradingd replay: {result.strategy_id}",
+        write_report(target("report.html"), computed.equity, benchmark, summary.metrics, summary.benchmark,
+                     frames["trades"], computed.closes, title=f"tradingd replay: {result.strategy_id}",
                      run_info=run_info)
     for tmp, final in pending:
         tmp.replace(final)

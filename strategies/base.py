@@ -7,7 +7,7 @@ A strategy is a plain object with ``strategy_id`` and ``on_bar(ctx, bar) -> sequ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -25,7 +25,6 @@ class StrategyParams(BaseModel):
 
 
 P = TypeVar("P", bound=StrategyParams)
-S = TypeVar("S")
 
 
 class Strategy(Generic[P]):
@@ -33,8 +32,8 @@ class Strategy(Generic[P]):
 
     Subclasses set ``name``, ``Params`` and ``uses_learner`` (True when they read
     ``ctx.prediction``, which makes the engine run the online learners), and implement
-    :meth:`on_bar`. Per-symbol state goes through :meth:`symbol_state` so one instance trades
-    any number of symbols.
+    :meth:`on_bar`. Per-symbol state lives in ``self._states`` (symbol -> state object) so one
+    instance trades any number of symbols.
     """
 
     name: ClassVar[str] = ""
@@ -45,13 +44,6 @@ class Strategy(Generic[P]):
         self.params: P = params if params is not None else self.Params()  # type: ignore[assignment]
         self.strategy_id = strategy_id or self.name
         self._states: dict[str, object] = {}
-
-    def symbol_state(self, symbol: str, factory: Callable[[], S]) -> S:
-        """Return the state object of ``symbol``, creating it with ``factory()`` on first use."""
-        state = self._states.get(symbol)
-        if state is None:
-            state = self._states[symbol] = factory()
-        return state  # type: ignore[return-value]
 
     def on_bar(self, ctx, bar: Bar) -> Sequence[OrderIntent]:  # pragma: no cover - abstract
         raise NotImplementedError

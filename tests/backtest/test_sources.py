@@ -91,25 +91,27 @@ def test_naive_timestamp_is_rejected_not_guessed(tmp_path: Path, spy_lines: list
     assert "never guesses a timezone" in message
 
 
-def test_empty_timestamp(tmp_path: Path, spy_lines: list[str]) -> None:
-    path = write_lines(tmp_path, edit(spy_lines, 9, timestamp=""))
-    assert str(error_of(path)) == f"{path}:9: column 'timestamp': empty timestamp"
+# (line, column edits, expected message after "<file>:"). SPY's real line 5 is
+# 1998-01-02T12:00:00-05:00,63.696078,63.840544,63.696078,63.781444,162200
+MALFORMED_CELLS = [
+    (9, {"timestamp": ""}, "9: column 'timestamp': empty timestamp"),
+    (3, {"open": "abc"}, "3: column 'open': cannot parse 'abc' as a number"),
+    (12, {"volume": ""}, "12: column 'volume': empty value"),
+    (5, {"close": "nan"}, "5: column 'close': value 'nan' is not finite"),
+    (5, {"close": "NaN"}, "5: column 'close': value 'NaN' is not finite"),
+    (5, {"close": "inf"}, "5: column 'close': value 'inf' is not finite"),
+    (5, {"close": "-inf"}, "5: column 'close': value '-inf' is not finite"),
+    (6, {"volume": "-100"}, "6: column 'volume': volume -100.0 is negative"),
+    (5, {"high": "63.7"}, "5: column 'high': high 63.7 is below max(open, close) 63.781444"),
+    (5, {"low": "63.75"}, "5: column 'low': low 63.75 is above min(open, close) 63.696078"),
+]
 
 
-def test_unparseable_number(tmp_path: Path, spy_lines: list[str]) -> None:
-    path = write_lines(tmp_path, edit(spy_lines, 3, open="abc"))
-    assert str(error_of(path)) == f"{path}:3: column 'open': cannot parse 'abc' as a number"
-
-
-def test_empty_number(tmp_path: Path, spy_lines: list[str]) -> None:
-    path = write_lines(tmp_path, edit(spy_lines, 12, volume=""))
-    assert str(error_of(path)) == f"{path}:12: column 'volume': empty value"
-
-
-@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
-def test_non_finite_number(tmp_path: Path, spy_lines: list[str], value: str) -> None:
-    path = write_lines(tmp_path, edit(spy_lines, 5, close=value))
-    assert str(error_of(path)) == f"{path}:5: column 'close': value {value!r} is not finite"
+@pytest.mark.parametrize("line, edits, expected", MALFORMED_CELLS)
+def test_malformed_cell_is_reported_with_file_line_column_and_reason(tmp_path: Path, spy_lines: list[str],
+                                                                     line: int, edits: dict, expected: str) -> None:
+    path = write_lines(tmp_path, edit(spy_lines, line, **edits))
+    assert str(error_of(path)) == f"{path}:{expected}"
 
 
 @pytest.mark.parametrize("value", ["0", "-1.5"])
@@ -117,22 +119,6 @@ def test_price_not_positive(tmp_path: Path, value: str) -> None:
     path = write_lines(tmp_path, [HEADER, "2020-01-02T14:00:00Z,10,11,9,10,5", f"2020-01-02T15:00:00Z,10,11,{value},10,5"])
     error = error_of(path)
     assert f"{path}:3: column 'low': price {float(value)!r} is not positive" in error.problems
-
-
-def test_negative_volume(tmp_path: Path, spy_lines: list[str]) -> None:
-    path = write_lines(tmp_path, edit(spy_lines, 6, volume="-100"))
-    assert str(error_of(path)) == f"{path}:6: column 'volume': volume -100.0 is negative"
-
-
-def test_high_below_max_open_close(tmp_path: Path, spy_lines: list[str]) -> None:
-    # real line 5: 1998-01-02T12:00:00-05:00,63.696078,63.840544,63.696078,63.781444,162200
-    path = write_lines(tmp_path, edit(spy_lines, 5, high="63.7"))
-    assert str(error_of(path)) == f"{path}:5: column 'high': high 63.7 is below max(open, close) 63.781444"
-
-
-def test_low_above_min_open_close(tmp_path: Path, spy_lines: list[str]) -> None:
-    path = write_lines(tmp_path, edit(spy_lines, 5, low="63.75"))
-    assert str(error_of(path)) == f"{path}:5: column 'low': low 63.75 is above min(open, close) 63.696078"
 
 
 def test_high_below_low(tmp_path: Path) -> None:
