@@ -1,9 +1,11 @@
-"""PaperBroker: the simulated broker shared by replay and live paper trading.
+"""PaperBroker: the simulated venue shared by replay and live paper trading.
 
-It implements :class:`core.ports.Broker`. ``submit`` answers at once (accepted or rejected);
-``on_bar`` fills working orders against bars that *start* at or after the order's submission time, so
-a decision taken at a bar's close can only trade from the next bar's open (no look-ahead, also with
-several symbols whose bars share a timestamp). Prices and fees come from :class:`FillModel`.
+It plays two roles (DESIGN.md "Ports without stubs"): :class:`core.ports.Broker` (``submit``
+answers at once, accepted or rejected; ``cancel``) and :class:`core.ports.SimulatedVenue`
+(``on_bar`` fills working orders against bars that *start* at or after the order's submission
+time, so a decision taken at a bar's close can only trade from the next bar's open: no
+look-ahead, also with several symbols whose bars share a timestamp). Prices and fees come from
+:class:`backtest.fill_model.FillModel`.
 
 Fill rules against a bar (``open``/``high``/``low`` USD), before slippage and the participation cap:
 
@@ -18,8 +20,30 @@ STOP        ``open`` if open >= stop (gap), else   ``open`` if open <= stop (gap
 ========== ====================================== ===========================================
 
 Slippage is always adverse; for a LIMIT order it never makes the price worse than the limit. A
-triggered STOP becomes a market order: a remainder left by the participation cap fills at later
-bars' opens. A LIMIT remainder stays a limit order. The cap applies per order, not per symbol.
+fill's ``slippage`` is its USD cost, ``quantity * |price - reference|`` with the reference price of
+the table (0 for a limit touched intrabar, filled at its limit). A triggered STOP becomes a market
+order: a remainder left by the participation cap fills at later bars' opens. A LIMIT remainder
+stays a limit order. The cap applies per order, not per symbol; the commission minimum is charged
+once per order (see :class:`backtest.fill_model.FillConfig`).
+
+Time in force and expiry (``expiry`` = when the order stops working, epoch ns UTC):
+
+============================= =================================================================
+order                         expiry
+============================= =================================================================
+GTC                           never (waits for its symbol's next bar however long it takes)
+DAY, equity (XNYS or the      the close of the exchange session it was submitted in, or the next
+symbol's calendar)            session's close when submitted outside a session (early closes too)
+DAY, crypto (``"24/7"``)      the next UTC midnight after submission
+any, ``max_order_age`` set    also at ``submission + max_order_age``, whichever comes first
+============================= =================================================================
+
+The symbol's calendar comes from :mod:`backtest.calendar` (``FillConfig.calendars`` overrides it).
+On the first bar of *any* symbol whose ``ts_event`` (start) is at or after an order's expiry, the
+order does not fill: ``on_bar`` emits ``OrderExpired(ts_event=expiry, ts_init=bar.ts_init)``
+before that bar's fills and drops the order. A bar that started before the expiry (the last bar
+of the session) may still fill it. A DAY order whose calendar cannot place the submission time
+(before 1990 or after 2100 for XNYS) is rejected.
 """
 
 from __future__ import annotations
@@ -27,25 +51,33 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from backtest.calendar import CalendarError, calendar_for, next_close
 from backtest.fill_model import EPS_SHARES, FillConfig, FillModel
-from core.enums import OrderType, Side
-from core.events import Bar, OrderAccepted, OrderCanceled, OrderFilled, OrderRejected
+from core.enums import OrderType, Side, TimeInForce
+from core.events import Bar, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled, OrderRejected
 from core.orders import Order
+from core.time import iso
 
 _NO_FILLS: tuple[OrderFilled, ...] = ()
 """Shared empty answer of :meth:`PaperBroker.on_bar` (the hot path allocates nothing)."""
 
+_NEVER = 2**63 - 1
+"""Expiry of an order that never expires (later than any valid ns timestamp)."""
+
 _MARKET, _LIMIT, _STOP = 0, 1, 2
 _KINDS = {OrderType.MARKET: _MARKET, OrderType.LIMIT: _LIMIT, OrderType.STOP: _STOP}
+
+VenueEvent = OrderFilled | OrderExpired
+"""What :meth:`PaperBroker.on_bar` emits."""
 
 
 class _Working:
     """The broker's own copy of one working order (the engine's :class:`Order` is never mutated)."""
 
     __slots__ = ("client_order_id", "broker_order_id", "symbol", "side", "buy", "kind", "quantity",
-                 "limit", "stop", "ts_submitted", "cum", "fills", "triggered")
+                 "limit", "stop", "ts_submitted", "cum", "fills", "triggered", "expires", "day")
 
-    def __init__(self, order: Order, broker_order_id: str, kind: int, ts: int) -> None:
+    def __init__(self, order: Order, broker_order_id: str, kind: int, ts: int, expires: int, day: bool) -> None:
         self.client_order_id = order.client_order_id
         self.broker_order_id = broker_order_id
         self.symbol = order.symbol
@@ -59,6 +91,8 @@ class _Working:
         self.cum = 0.0  # shares filled so far
         self.fills = 0  # fills emitted so far (fill ids count from 1)
         self.triggered = False  # a STOP whose stop was reached now trades as a market order
+        self.expires = expires  # ns UTC; _NEVER for none
+        self.day = day  # the expiry is the DAY session close (else max_order_age)
 
 
 def _range_fraction(bar: Bar) -> float:
@@ -79,15 +113,17 @@ def _positive_finite(value: object) -> bool:
 
 
 class PaperBroker:
-    """Simulated broker: accepts orders at once, fills them against later bars.
+    """Simulated broker and venue: accepts orders at once, fills them against later bars.
 
-    Deterministic: the same submissions, cancels and bars give the same events (no randomness, no
-    wall clock). Working orders of a symbol are matched in submission order.
+    Implements :class:`core.ports.Broker` (:meth:`submit`, :meth:`cancel`) and
+    :class:`core.ports.SimulatedVenue` (:meth:`on_bar`). Deterministic: the same submissions,
+    cancels and bars give the same events, fill ids included (no randomness, no wall clock).
+    Working orders of a symbol are matched in submission order.
 
     Parameters
     ----------
     fill : FillConfig or FillModel
-        Slippage, commission and participation-cap settings.
+        Slippage, commission, participation-cap, whole-share, calendar and order-age settings.
     id_prefix : str
         Prefix of broker order ids ``f"{id_prefix}-{n}"`` (n = 1, 2, ... per accepted order); fill
         ids are ``f"{broker_order_id}-{k}"`` (k = 1, 2, ... per order).
@@ -101,12 +137,14 @@ class PaperBroker:
 
     Notes
     -----
-    :meth:`on_bar` runs for every bar of every symbol. With no working order for the bar's symbol it
-    costs one dict lookup and returns a shared empty tuple; previous-bar ranges are tracked only when
-    ``slippage_volatility > 0``.
+    :meth:`on_bar` runs for every bar of every symbol. With no working order for the bar's symbol and
+    no expiry due it costs one int comparison and one dict lookup and returns a shared empty tuple;
+    previous-bar ranges are tracked only when ``slippage_volatility > 0``. The earliest expiry of
+    all working orders is kept, so expiries of every symbol are checked with that one comparison.
     """
 
-    __slots__ = ("model", "id_prefix", "_books", "_orders", "_seen", "_ranges", "_accepted")
+    __slots__ = ("model", "id_prefix", "_books", "_orders", "_seen", "_ranges", "_accepted", "_next_expiry",
+                 "_calendars")
 
     def __init__(self, fill: FillConfig | FillModel, id_prefix: str = "paper") -> None:
         if isinstance(fill, FillConfig):
@@ -122,8 +160,12 @@ class PaperBroker:
         self._seen: set[str] = set()  # every client_order_id ever accepted
         self._ranges: dict[str, float] | None = {} if fill.tracks_previous_bar else None
         self._accepted = 0
+        # a lower bound of the working orders' expiries: exact after _expire, possibly stale-low
+        # after a fill or cancel (the next _expire then finds nothing and recomputes it)
+        self._next_expiry = _NEVER
+        self._calendars: dict[str, str] = {}  # symbol -> calendar name, resolved once
 
-    # --- Broker protocol ---------------------------------------------------------------------
+    # --- Broker role -------------------------------------------------------------------------
     def submit(self, order: Order, ts: int) -> list[OrderAccepted | OrderRejected]:
         """Accept ``order`` (it works from bars starting at or after ``ts``) or reject it.
 
@@ -132,22 +174,34 @@ class PaperBroker:
         order : Order
             The engine's order; read, never modified.
         ts : int
-            Submission time, epoch ns UTC; also the events' ``ts_event`` and ``ts_init``.
+            Submission time, epoch ns UTC; also the events' ``ts_event`` and ``ts_init``, and the
+            time a DAY order's session (and ``max_order_age``) counts from.
 
         Returns
         -------
         list
-            ``[OrderAccepted(client_order_id, f"{id_prefix}-{n}", ts, ts)]``, or
-            ``[OrderRejected(client_order_id, reason, ts, ts)]`` when the quantity is not a positive
-            finite number of shares, a LIMIT lacks ``limit_price``, a STOP lacks ``stop_price``, a
-            given price is not a positive finite USD amount, the order type is unknown, or the
-            ``client_order_id`` was accepted before (rejected ids may be reused).
+            ``[OrderAccepted(client_order_id, broker_order_id=f"{id_prefix}-{n}")]``, or
+            ``[OrderRejected(client_order_id, reason)]`` when the quantity is not a positive finite
+            number of shares, a LIMIT lacks ``limit_price``, a STOP lacks ``stop_price``, a given
+            price is not a positive finite USD amount, the order type is unknown, the
+            ``client_order_id`` was accepted before (rejected ids may be reused), or a DAY order's
+            calendar has no session close after ``ts``.
         """
         reason = self._invalid(order)
+        expires, day = _NEVER, False
+        if reason is None:
+            if order.time_in_force is TimeInForce.DAY:
+                try:
+                    expires, day = next_close(self._calendar(order.symbol), ts), True
+                except CalendarError as exc:
+                    reason = f"cannot place a day order: {exc}"
+            age = self.model.max_order_age_ns
+            if age is not None and ts + age < expires:
+                expires, day = ts + age, False
         if reason is not None:
-            return [OrderRejected(order.client_order_id, reason, ts, ts)]
+            return [OrderRejected(client_order_id=order.client_order_id, reason=reason, ts_event=ts, ts_init=ts)]
         self._accepted += 1
-        working = _Working(order, f"{self.id_prefix}-{self._accepted}", _KINDS[order.order_type], ts)
+        working = _Working(order, f"{self.id_prefix}-{self._accepted}", _KINDS[order.order_type], ts, expires, day)
         self._seen.add(working.client_order_id)
         self._orders[working.client_order_id] = working
         book = self._books.get(working.symbol)
@@ -155,7 +209,40 @@ class PaperBroker:
             self._books[working.symbol] = [working]
         else:
             book.append(working)
-        return [OrderAccepted(working.client_order_id, working.broker_order_id, ts, ts)]
+        if expires < self._next_expiry:
+            self._next_expiry = expires
+        return [OrderAccepted(client_order_id=working.client_order_id, broker_order_id=working.broker_order_id,
+                              ts_event=ts, ts_init=ts)]
+
+    def restore(self, order: Order, restart_ts: int) -> None:
+        """Work ``order`` again after a restart (live paper trading), as it stood when persisted.
+
+        The remainder (``quantity - filled_quantity``) works from the order's original submission
+        time (``ts_created``; DAY expiry counts from it). Fills after a restart get ids
+        ``f"{broker_order_id}-r{restart_ts}-{k}"``, so they can never collide with fill ids stored
+        before the restart (the store ignores a repeated fill id). Unlike :meth:`submit` nothing
+        is answered: the engine already knows the order.
+        """
+        if order.client_order_id in self._orders or not order.is_open:
+            return
+        ts = order.ts_created
+        expires, day = _NEVER, False
+        if order.time_in_force is TimeInForce.DAY:
+            try:
+                expires, day = next_close(self._calendar(order.symbol), ts), True
+            except CalendarError:
+                expires = ts  # cannot place it: it expires on the next bar
+        age = self.model.max_order_age_ns
+        if age is not None and ts + age < expires:
+            expires, day = ts + age, False
+        broker_id = order.broker_order_id or f"{self.id_prefix}-restored-{order.client_order_id}"
+        working = _Working(order, f"{broker_id}-r{restart_ts}", _KINDS[order.order_type], ts, expires, day)
+        working.cum = float(order.filled_quantity)
+        self._seen.add(working.client_order_id)
+        self._orders[working.client_order_id] = working
+        self._books.setdefault(working.symbol, []).append(working)
+        if expires < self._next_expiry:
+            self._next_expiry = expires
 
     def cancel(self, order: Order, ts: int) -> list[OrderCanceled]:
         """Cancel the working remainder of ``order``.
@@ -163,8 +250,8 @@ class PaperBroker:
         Returns
         -------
         list
-            ``[OrderCanceled(client_order_id, "canceled", ts, ts)]`` if it was working, else ``[]``
-            (unknown, already filled or already canceled).
+            ``[OrderCanceled(client_order_id, reason="canceled", ts_event=ts, ts_init=ts)]`` if it
+            was working, else ``[]`` (unknown, already filled, expired or canceled).
         """
         working = self._orders.pop(order.client_order_id, None)
         if working is None:
@@ -173,18 +260,30 @@ class PaperBroker:
         book.remove(working)
         if not book:
             del self._books[working.symbol]
-        return [OrderCanceled(working.client_order_id, "canceled", ts, ts)]
+        return [OrderCanceled(client_order_id=working.client_order_id, reason="canceled", ts_event=ts, ts_init=ts)]
 
-    def on_bar(self, bar: Bar) -> Sequence[OrderFilled]:
-        """Fill working orders of ``bar.symbol`` submitted at or before ``bar.ts_event``.
+    # --- SimulatedVenue role -----------------------------------------------------------------
+    def on_bar(self, bar: Bar) -> Sequence[VenueEvent]:
+        """Expire what is due, then fill working orders of ``bar.symbol`` submitted at or before
+        ``bar.ts_event``.
+
+        Parameters
+        ----------
+        bar : Bar
+            A bar that passed the engine's gate (:func:`core.bars.bar_problem`); bars arrive in
+            release order.
 
         Returns
         -------
-        Sequence of OrderFilled
-            One fill per order that traded on this bar, in submission order (``ts_event`` /
-            ``ts_init`` of the bar); a shared empty tuple when nothing filled. Filled orders stop
-            working.
+        Sequence of OrderFilled or OrderExpired
+            First an :class:`OrderExpired` (``ts_event`` = the expiry, ``ts_init`` = the bar's) for
+            every order of any symbol whose expiry is at or before ``bar.ts_event``, by expiry then
+            submission; then one :class:`OrderFilled` per order of ``bar.symbol`` that traded on
+            this bar, in submission order (``ts_event`` / ``ts_init`` of the bar). A shared empty
+            tuple when nothing happened. Filled and expired orders stop working.
         """
+        if bar.ts_event >= self._next_expiry:
+            return self._expire_then_match(bar)
         book = self._books.get(bar.symbol)
         if book is None:
             ranges = self._ranges
@@ -201,6 +300,12 @@ class PaperBroker:
         return list(self._orders)
 
     # --- internals ---------------------------------------------------------------------------
+    def _calendar(self, symbol: str) -> str:
+        name = self._calendars.get(symbol)
+        if name is None:
+            name = self._calendars[symbol] = calendar_for(symbol, self.model.config.calendars)
+        return name
+
     def _invalid(self, order: Order) -> str | None:
         if order.client_order_id in self._seen:
             return f"duplicate client_order_id {order.client_order_id!r}"
@@ -219,6 +324,42 @@ class PaperBroker:
                 return f"{name} must be a positive finite USD price, got {price!r}"
         return None
 
+    def _expire_then_match(self, bar: Bar) -> Sequence[VenueEvent]:
+        expired = self._expire(bar.ts_event, bar.ts_init)
+        book = self._books.get(bar.symbol)
+        if book is None:
+            if self._ranges is not None:
+                self._ranges[bar.symbol] = _range_fraction(bar)
+            return expired if expired else _NO_FILLS
+        fills = self._match(book, bar)
+        if not expired:
+            return fills
+        events: list[VenueEvent] = list(expired)
+        events.extend(fills)
+        return events
+
+    def _expire(self, ts: int, ts_init: int) -> list[OrderExpired]:
+        """Drop every working order whose expiry is at or before ``ts``; recompute the next expiry."""
+        due = [w for w in self._orders.values() if w.expires <= ts]
+        due.sort(key=lambda w: w.expires)  # stable: submission order among equal expiries
+        orders, books = self._orders, self._books
+        events = []
+        for w in due:
+            del orders[w.client_order_id]
+            book = books[w.symbol]
+            book.remove(w)
+            if not book:
+                del books[w.symbol]
+            if w.day:
+                reason = f"day order expired at {iso(w.expires)}"
+            else:
+                reason = (f"order not filled within max_order_age {self.model.config.max_order_age} "
+                          f"(expired at {iso(w.expires)})")
+            events.append(OrderExpired(client_order_id=w.client_order_id, reason=reason, ts_event=w.expires,
+                                       ts_init=ts_init))
+        self._next_expiry = min((w.expires for w in orders.values()), default=_NEVER)
+        return events
+
     def _match(self, book: list[_Working], bar: Bar) -> Sequence[OrderFilled]:
         model = self.model
         ranges = self._ranges
@@ -233,10 +374,12 @@ class PaperBroker:
         for w in book:
             if w.ts_submitted > ts_event:
                 continue  # the bar started before the decision: using it would look ahead
-            price = self._price(w, bar, prev_range)
-            if price is None:
+            priced = self._price(w, bar, prev_range)
+            if priced is None:
                 continue
-            leaves = w.quantity - w.cum
+            price, reference = priced
+            before = w.cum
+            leaves = w.quantity - before
             quantity = model.fill_quantity(leaves, bar.volume)
             if quantity <= 0.0:
                 continue
@@ -247,8 +390,11 @@ class PaperBroker:
             else:
                 w.cum += quantity
             w.fills += 1
-            fill = OrderFilled(w.client_order_id, f"{w.broker_order_id}-{w.fills}", symbol, w.side, quantity,
-                               price, w.cum, model.commission(quantity, price), ts_event, bar.ts_init)
+            fill = OrderFilled(client_order_id=w.client_order_id, fill_id=f"{w.broker_order_id}-{w.fills}",
+                               symbol=symbol, side=w.side, quantity=quantity, price=price, cum_quantity=w.cum,
+                               commission=model.commission(quantity, price, before),
+                               slippage=quantity * abs(price - reference), ts_event=ts_event,
+                               ts_init=bar.ts_init)
             if fills is None:
                 fills = [fill]
             else:
@@ -267,26 +413,29 @@ class PaperBroker:
                 del self._books[symbol]
         return fills if fills is not None else _NO_FILLS
 
-    def _price(self, w: _Working, bar: Bar, prev_range: float) -> float | None:
-        """Fill price of ``w`` on ``bar`` after slippage, or None if the bar does not reach it."""
+    def _price(self, w: _Working, bar: Bar, prev_range: float) -> tuple[float, float] | None:
+        """``(fill price after slippage, reference price before it)`` of ``w`` on ``bar``, or None
+        if the bar does not reach the order."""
         model = self.model
         kind = w.kind
         if kind == _MARKET or w.triggered:
-            return model.slipped_price(w.side, bar.open, prev_range)
+            return model.slipped_price(w.side, bar.open, prev_range), bar.open
         if kind == _LIMIT:
             limit = w.limit
+            assert limit is not None  # checked by submit
             if w.buy:
                 if bar.open <= limit:
-                    return model.slipped_price(w.side, bar.open, prev_range, limit)
+                    return model.slipped_price(w.side, bar.open, prev_range, limit), bar.open
                 if bar.low <= limit:
-                    return limit  # touched intrabar: filled at the limit, no better, no worse
+                    return limit, limit  # touched intrabar: filled at the limit, no better, no worse
                 return None
             if bar.open >= limit:
-                return model.slipped_price(w.side, bar.open, prev_range, limit)
+                return model.slipped_price(w.side, bar.open, prev_range, limit), bar.open
             if bar.high >= limit:
-                return limit
+                return limit, limit
             return None
         stop = w.stop
+        assert stop is not None  # checked by submit
         if w.buy:
             if bar.open >= stop:
                 reference = bar.open  # gapped through the stop
@@ -301,7 +450,7 @@ class PaperBroker:
         else:
             return None
         w.triggered = True
-        return model.slipped_price(w.side, reference, prev_range)
+        return model.slipped_price(w.side, reference, prev_range), reference
 
 
-__all__ = ["PaperBroker"]
+__all__ = ["PaperBroker", "VenueEvent"]

@@ -10,9 +10,13 @@ rates are fractions (0.01 = 1 %).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import math
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from backtest.calendar import CalendarError, check_calendar_name
 from core.enums import Side
+from core.time import parse_timeframe
 
 MAX_SLIPPAGE_FRACTION = 0.5
 """Upper bound of the combined adverse slippage (fixed + volatility-scaled) as a fraction of the
@@ -39,19 +43,35 @@ class FillConfig(BaseModel):
     commission_per_share : float
         USD per share filled (>= 0).
     commission_minimum : float
-        Minimum per-share commission per fill, USD (>= 0). Applies only when
-        ``commission_per_share > 0``; every partial fill is a fill and pays it.
+        Minimum per-share commission per **order**, USD (>= 0), as brokers charge it. Applies only
+        when ``commission_per_share > 0``: after each fill the order's cumulative per-share
+        commission is ``max(cum_shares * commission_per_share, commission_minimum)``, so the first
+        fill pays the minimum and later partial fills pay only what the per-share rate adds beyond it
+        (10 fills of 100 shares at 0.005 USD/share, minimum 1 USD: 5 USD in all, not 10 USD).
     commission_bps : float
         Commission in bps of the fill notional ``quantity * price`` (>= 0); added to the per-share part.
     participation_cap : float or None
         Largest fraction of a bar's volume (in (0, 1]) one order may take on that bar; the rest stays
         open and fills on later bars (partial fills). A zero-volume bar fills nothing. ``None``
         means no cap: an order fills completely on the first bar that triggers it, whatever the volume.
+    fractional_shares : bool
+        False: the participation cap is floored to whole shares (a cap of 12.7 shares fills 12, a
+        cap under one share fills nothing on that bar), so a whole-share order only ever fills whole
+        shares. The last remainder of an order always fills as it is. Pass the risk config's value.
+    calendars : dict of str to str
+        Symbol -> trading calendar for DAY orders: an exchange-calendars name (``"XNYS"``, ``"XLON"``)
+        or ``"24/7"`` (expires at the next UTC midnight). Symbols not listed use the rule of
+        :mod:`backtest.calendar` (crypto: 24/7, everything else: XNYS).
+    max_order_age : str or None
+        How long any working order (GTC or DAY) may wait, e.g. ``"5d"`` or ``"12h"`` (see
+        :func:`core.time.parse_timeframe`); after that it expires even if its symbol never had
+        another bar. ``None`` (default): a GTC order waits forever for its symbol's next bar.
 
     Raises
     ------
     pydantic.ValidationError
-        On a negative, non-finite or out-of-range value, or an unknown key.
+        On a negative, non-finite or out-of-range value, an unknown key, a calendar name
+        exchange-calendars does not know, or a ``max_order_age`` that is not ``<n><unit>``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -62,6 +82,29 @@ class FillConfig(BaseModel):
     commission_minimum: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     commission_bps: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     participation_cap: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
+    fractional_shares: bool = True
+    calendars: dict[str, str] = Field(default_factory=dict)
+    max_order_age: str | None = None
+
+    def __hash__(self) -> int:  # the calendars dict would make pydantic's frozen hash raise
+        return hash(self.model_dump_json())
+
+    @field_validator("calendars")
+    @classmethod
+    def _known_calendars(cls, value: dict[str, str]) -> dict[str, str]:
+        for symbol, name in value.items():
+            try:
+                check_calendar_name(name)
+            except CalendarError as exc:
+                raise ValueError(f"calendars[{symbol!r}]: {exc}") from None
+        return value
+
+    @field_validator("max_order_age")
+    @classmethod
+    def _age(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_timeframe(value)
+        return value
 
 
 class FillModel:
@@ -81,16 +124,20 @@ class FillModel:
     1.0
     """
 
-    __slots__ = ("config", "_fixed", "_vol", "_per_share", "_minimum", "_bps", "_cap")
+    __slots__ = ("config", "max_order_age_ns", "_fixed", "_vol", "_per_share", "_minimum", "_bps", "_cap", "_whole")
 
     def __init__(self, config: FillConfig) -> None:
         self.config = config
+        self.max_order_age_ns: int | None = (None if config.max_order_age is None
+                                             else parse_timeframe(config.max_order_age))
+        """How long a working order may wait, ns (None: forever)."""
         self._fixed = config.slippage_bps / 10_000.0
         self._vol = config.slippage_volatility
         self._per_share = config.commission_per_share
         self._minimum = config.commission_minimum
         self._bps = config.commission_bps / 10_000.0
         self._cap = config.participation_cap
+        self._whole = not config.fractional_shares
 
     @property
     def tracks_previous_bar(self) -> bool:
@@ -173,22 +220,46 @@ class FillModel:
                 return limit
         return slipped
 
-    def commission(self, quantity: float, price: float) -> float:
+    def commission(self, quantity: float, price: float, filled_before: float = 0.0) -> float:
         """Return the commission in USD of one fill of ``quantity`` shares at ``price`` USD.
 
-        ``max(quantity * commission_per_share, commission_minimum)`` when the per-share rate is
-        positive (else 0), plus ``commission_bps`` of the notional ``quantity * price``.
+        The per-share part is charged per order: after this fill the order has paid
+        ``max((filled_before + quantity) * commission_per_share, commission_minimum)`` in all (0
+        without a per-share rate), and this fill pays the increase. Plus ``commission_bps`` of this
+        fill's notional ``quantity * price``.
+
+        Parameters
+        ----------
+        quantity : float
+            Shares of this fill (> 0).
+        price : float
+            Fill price, USD.
+        filled_before : float
+            Shares of the same order filled before this fill (0 for its first fill).
+
+        Returns
+        -------
+        float
+            Commission of this fill, USD (>= 0).
 
         Examples
         --------
+        >>> model = FillModel(FillConfig(commission_per_share=0.005, commission_minimum=1.0))
+        >>> [model.commission(100.0, 50.0, before) for before in (0.0, 100.0, 200.0)]
+        [1.0, 0.0, 0.5]
         >>> FillModel(FillConfig(commission_bps=5.0)).commission(100.0, 50.0)
         2.5
         """
         fee = 0.0
-        if self._per_share > 0.0:
-            fee = quantity * self._per_share
-            if fee < self._minimum:
-                fee = self._minimum
+        per_share = self._per_share
+        if per_share > 0.0:
+            minimum = self._minimum
+            fee = (filled_before + quantity) * per_share
+            if fee < minimum:
+                fee = minimum
+            if filled_before > 0.0:
+                paid = filled_before * per_share
+                fee -= paid if paid > minimum else minimum
         if self._bps > 0.0:
             fee += quantity * price * self._bps
         return fee
@@ -197,9 +268,11 @@ class FillModel:
         """Return how many of ``leaves`` shares may fill on a bar that traded ``bar_volume`` shares.
 
         Without a participation cap everything fills. With one, at most ``participation_cap *
-        bar_volume`` (0 on a zero-volume bar). Float dust is never traded or left behind: a
-        remainder of at most :data:`EPS_SHARES` fills with the rest, and an allowance below
-        :data:`EPS_SHARES` fills nothing (the engine ignores fills that small as duplicates).
+        bar_volume`` (0 on a zero-volume bar), floored to whole shares when ``fractional_shares``
+        is False. The whole remainder fills once the cap allows it. Float dust is never traded or
+        left behind: a remainder of at most :data:`EPS_SHARES` fills with the rest, and an
+        allowance below :data:`EPS_SHARES` fills nothing (the engine ignores fills that small as
+        duplicates).
 
         Examples
         --------
@@ -207,6 +280,8 @@ class FillModel:
         200.0
         >>> FillModel(FillConfig(participation_cap=0.1)).fill_quantity(500.0, 0.0)
         0.0
+        >>> FillModel(FillConfig(participation_cap=0.1, fractional_shares=False)).fill_quantity(500.0, 127.0)
+        12.0
         """
         cap = self._cap
         if cap is None or leaves <= 0.0:
@@ -214,6 +289,12 @@ class FillModel:
         allowed = cap * bar_volume
         if allowed >= leaves - EPS_SHARES:
             return leaves
+        if self._whole:
+            # the relative nudge absorbs float noise: 0.29 * 100 is 28.999999999999996, i.e. 29 shares
+            whole = float(math.floor(allowed * (1.0 + 1e-12)))
+            if whole >= leaves - EPS_SHARES:
+                return leaves
+            return whole if whole >= 1.0 else 0.0
         return allowed if allowed >= EPS_SHARES else 0.0
 
 

@@ -2,8 +2,8 @@
 
 This is the hot path of a replay: every bar of a run passes through here once.
 
-Order: by ``ts_init`` (bar end, when the bar becomes known), ties broken by the position of the
-series in the input (stable), so a replay is deterministic.
+Order: by ``ts_init`` (bar end, when the bar becomes known), ties broken by symbol (then source
+path), so a replay is deterministic and never depends on the order of the input files.
 
 How: the merge walks forward in time windows. Each window ends at a cut-off time ``T`` chosen so
 that no series contributes more than ``chunk_size // len(series)`` bars; a bar goes in the window
@@ -59,15 +59,17 @@ def merge_bars(series: Sequence[BarSeries], chunk_size: int = 65536) -> Iterator
     Parameters
     ----------
     series : sequence of BarSeries
-        The series to replay. Their order breaks ties: at equal ``ts_init`` a bar of
-        ``series[0]`` comes before one of ``series[1]``. Empty series are skipped.
+        The series to replay, in any order: at equal ``ts_init`` bars come in symbol order (then
+        source path), whatever the order given. Empty series are skipped.
     chunk_size : int, default 65536
         Upper bound on the bars converted to Python objects at a time (bounds memory).
 
     Returns
     -------
     iterator of Bar
-        ``Bar(symbol, ts_event, ts_init=ts_event + timeframe_ns, open, high, low, close, volume)``
+        ``Bar(symbol, ts_event, ts_init, open, high, low, close, volume)`` with ``ts_init`` the
+        series' release time of the bar (``ts_event + timeframe_ns``, or the session close for an
+        aggregated bar cut by it)
         with plain ``int`` timestamps (epoch ns UTC) and ``float`` prices and volume.
 
     Raises
@@ -78,7 +80,8 @@ def merge_bars(series: Sequence[BarSeries], chunk_size: int = 65536) -> Iterator
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    live = [one for one in series if len(one)]
+    # ties by symbol, not by argument order: the result must not depend on the order of the files
+    live = sorted((one for one in series if len(one)), key=lambda one: (one.symbol, one.source or ""))
     for one in live:
         if len(one) > 1 and not (np.diff(one.ts_event) > 0).all():
             raise ValueError(f"{one.symbol} ({one.source or 'in memory'}): ts_event is not strictly increasing")
@@ -88,40 +91,42 @@ def merge_bars(series: Sequence[BarSeries], chunk_size: int = 65536) -> Iterator
 def _merge(live: list[BarSeries], chunk_size: int) -> Iterator[Bar]:
     per_series = max(1, chunk_size // max(1, len(live)))
     start = [0] * len(live)
+    # each bar's own release time: start + timeframe, or earlier for aggregated bars cut by a
+    # session close (backtest.aggregator.AggregatedSeries); non-decreasing within a series
+    release = [one.ts_init for one in live]
     while True:
         active = [k for k, one in enumerate(live) if start[k] < len(one)]
         if len(active) <= 1:
             break
         # Cut-off T: the earliest bar end that would push some series past per_series bars.
-        ends = [live[k].ts_event[start[k] + per_series] + live[k].timeframe_ns
-                for k in active if start[k] + per_series < len(live[k])]
+        ends = [release[k][start[k] + per_series] for k in active if start[k] + per_series < len(live[k])]
         cut = min(ends) if ends else None
         pieces = []
         for k in active:
             one = live[k]
-            stop = len(one) if cut is None else int(np.searchsorted(one.ts_event, cut - one.timeframe_ns))
+            stop = len(one) if cut is None else int(np.searchsorted(release[k], cut))
             if stop > start[k]:
                 pieces.append((k, start[k], stop))
                 start[k] = stop
-        yield from _window(live, pieces)
+        yield from _window(live, release, pieces)
     for k in active:  # one series left: no ordering work, just convert it chunk by chunk
         one = live[k]
         for low in range(start[k], len(one), chunk_size):
-            yield from _window(live, [(k, low, min(low + chunk_size, len(one)))])
+            yield from _window(live, release, [(k, low, min(low + chunk_size, len(one)))])
 
 
-def _window(live: list[BarSeries], pieces: list[tuple[int, int, int]]) -> Iterator[Bar]:
+def _window(live: list[BarSeries], release: list[np.ndarray],
+            pieces: list[tuple[int, int, int]]) -> Iterator[Bar]:
     """Yield the bars of ``(series index, start row, stop row)`` pieces, in ts_init order."""
     if len(pieces) == 1:
         k, low, high = pieces[0]
         one = live[k]
-        ts_event = one.ts_event[low:high]
         return map(_new_bar, zip(
-            repeat(one.symbol), ts_event.tolist(), (ts_event + one.timeframe_ns).tolist(),
+            repeat(one.symbol), one.ts_event[low:high].tolist(), release[k][low:high].tolist(),
             *(getattr(one, name)[low:high].tolist() for name in _FIELDS),
         ))
     ts_event = np.concatenate([live[k].ts_event[low:high] for k, low, high in pieces])
-    ts_init = ts_event + np.repeat([live[k].timeframe_ns for k, _, _ in pieces], [high - low for _, low, high in pieces])
+    ts_init = np.concatenate([release[k][low:high] for k, low, high in pieces])
     order = np.argsort(ts_init, kind="stable")  # stable: ties keep input-series order
     symbols = np.repeat(np.array([live[k].symbol for k, _, _ in pieces], dtype=object),
                         [high - low for _, low, high in pieces])

@@ -11,44 +11,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backtest.broker import PaperBroker
-from backtest.fill_model import FillConfig
+from backtest.kernel import build_kernel, paper_venue
 from backtest.merge import merge_bars
 from backtest.sources import BarSeries
+from backtest.spec import ReplayConfig, RunSpec
 from core.clock import Clock
 from core.engine import Engine
 from core.enums import TradingState
-from core.events import OrderFilled, TradeClosed
+from core.events import OrderDenied, OrderFilled, OrderRejected, TradeClosed, TradingStateChanged
 from core.orders import Order
-from core.portfolio import Portfolio, Position
+from core.portfolio import Position
 from core.ports import AlertSink, Store, Strategy
-from core.time import parse_timeframe
-from learning.pipeline import SignalConfig, SignalPipeline
-from risk.config import RiskConfig
-from risk.engine import RiskEngine
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bars processed so far, every ``progress_every`` bars."""
-
-
-class ReplayConfig(BaseModel):
-    """Settings of one replay that are not a component's own."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    starting_cash: float = Field(100_000.0, gt=0, description="USD")
-    snapshot_interval: str = Field("1d", description="equity snapshot cadence in the store, e.g. '1d', '1h'")
-    progress_every: int = Field(16_384, ge=1, description="bars between progress callbacks")
-
-    @field_validator("snapshot_interval")
-    @classmethod
-    def _interval(cls, value: str) -> str:
-        parse_timeframe(value)
-        return value
 
 
 class EquityCurve:
@@ -77,22 +57,50 @@ class EquityCurve:
             self.gross.append(gross)
 
 
+class ResultCollector:
+    """Gathers what a replay reports from the engine's published events (no reading of engine
+    internals): fills, closed trades, trading-state changes, denial and rejection counts."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.fills: list[OrderFilled] = []
+        self.trades: list[TradeClosed] = []
+        self.state_changes: list[TradingStateChanged] = []
+        self.denied = 0
+        self.rejected = 0
+        engine.subscribe(OrderFilled, self.fills.append)
+        engine.subscribe(TradeClosed, self.trades.append)
+        engine.subscribe(TradingStateChanged, self.state_changes.append)
+        engine.subscribe(OrderDenied, self._on_denied)
+        engine.subscribe(OrderRejected, self._on_rejected)
+
+    def _on_denied(self, _event: OrderDenied) -> None:
+        self.denied += 1
+
+    def _on_rejected(self, _event: OrderRejected) -> None:
+        self.rejected += 1
+
+
 @dataclass
 class ReplayResult:
-    """Everything a replay produced; research tools consume it (metrics, reports, optimizers)."""
+    """Everything a replay produced; research tools consume it (metrics, reports, optimizers).
+
+    Arrays: ``equity_ts`` int64 ns UTC (one per bar timestamp), ``cash``/``equity``/
+    ``gross_exposure`` float64 USD. ``state_changes`` lists every trading-state change (breaker
+    trips, timers, commands) with its replay time (``ts_init``) and reason.
+    """
 
     run_id: str
     strategy_id: str
-    params: dict
+    params: dict[str, Any]
     symbols: list[str]
     timeframe_ns: int
     starting_cash: float
     bars: int
     elapsed_s: float
-    equity_ts: np.ndarray  # int64 ns UTC, one per bar timestamp
-    cash: np.ndarray  # float64 USD
-    equity: np.ndarray  # float64 USD
-    gross_exposure: np.ndarray  # float64 USD
+    equity_ts: np.ndarray
+    cash: np.ndarray
+    equity: np.ndarray
+    gross_exposure: np.ndarray
     trades: list[TradeClosed]
     orders: list[Order]
     fills: list[OrderFilled]
@@ -102,59 +110,65 @@ class ReplayResult:
     closes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # symbol -> (ts_init, close)
     data_hash: str = ""
     config_hash: str = ""
+    state_changes: list[TradingStateChanged] = field(default_factory=list)
+    trading_state_reason: str = ""
+    denied: int = 0
+    denied_while_halted: int = 0
+    rejected: int = 0
+    dropped_bars: int = 0
 
     @property
     def bars_per_second(self) -> float:
         return self.bars / self.elapsed_s if self.elapsed_s > 0 else float("inf")
 
 
-def build_engine(strategy: Strategy, *, risk_config: RiskConfig, fill_config: FillConfig,
-                 signal_config: SignalConfig, replay_config: ReplayConfig, store: Store,
-                 alerts: AlertSink, start_ns: int = 0) -> tuple[Engine, EquityCurve, list[OrderFilled]]:
-    """Assemble an Engine with a simulated clock and the paper broker (shared by replay and tests)."""
-    clock = Clock(start_ns)
-    uses_learner = bool(getattr(strategy, "uses_learner", False))
-    if uses_learner and not signal_config.learner_enabled:
-        signal_config = signal_config.model_copy(update={"learner_enabled": True})
-    signals = SignalPipeline(signal_config) if (signal_config.regime_enabled or signal_config.learner_enabled) else None
-    curve = EquityCurve()
-    engine = Engine(clock=clock, portfolio=Portfolio(replay_config.starting_cash), strategy=strategy,
-                    risk=RiskEngine(risk_config, clock), broker=PaperBroker(fill_config), store=store,
-                    alerts=alerts, signals=signals, equity_recorder=curve,
-                    snapshot_interval_ns=parse_timeframe(replay_config.snapshot_interval))
-    fills: list[OrderFilled] = []
-    engine.subscribe(OrderFilled, fills.append)
-    return engine, curve, fills
+def run_replay(series: Sequence[BarSeries], spec: RunSpec, *, store: Store, alerts: AlertSink,
+               run_id: str = "replay", progress: ProgressCallback | None = None,
+               strategy: Strategy | None = None) -> ReplayResult:
+    """Replay ``series`` (merged by bar end time, ties by symbol) through the full pipeline.
 
-
-def run_replay(series: Sequence[BarSeries], strategy: Strategy, *, risk_config: RiskConfig,
-               fill_config: FillConfig, signal_config: SignalConfig, replay_config: ReplayConfig,
-               store: Store, alerts: AlertSink, run_id: str = "replay",
-               progress: ProgressCallback | None = None) -> ReplayResult:
-    """Replay ``series`` (merged by bar end time) through the full pipeline.
+    Parameters
+    ----------
+    series
+        One :class:`BarSeries` per symbol, all of one timeframe.
+    spec
+        Strategy, parameters and component settings.
+    store, alerts
+        Where the run's rows and alerts go.
+    run_id
+        Name of the run (the paper broker's order ids do not depend on it).
+    progress
+        Called with the number of bars done every ``spec.replay.progress_every`` bars.
+    strategy
+        A ready strategy instance instead of building ``spec.strategy`` (tests, user code).
 
     Returns
     -------
     ReplayResult
-        Trades, orders, fills, equity curve and final state. The store has received the same rows
-        a live session would write; it is flushed before returning.
+        Trades, orders, fills, equity curve, breaker history and final state. The store has
+        received the same rows a live session would write; it is flushed before returning.
 
     Raises
     ------
     ValueError
         If ``series`` is empty or the series have different timeframes.
+    strategies.registry.StrategyConfigError
+        For an unknown strategy or invalid parameters.
     """
     if not series:
         raise ValueError("run_replay: no bar series given")
     timeframes = {s.timeframe_ns for s in series}
     if len(timeframes) != 1:
         raise ValueError(f"run_replay: series mix timeframes {sorted(timeframes)} ns; replay one timeframe at a time")
-    start_ns = min(int(s.ts_event[0]) for s in series if len(s))
-    engine, curve, fills = build_engine(strategy, risk_config=risk_config, fill_config=fill_config,
-                                        signal_config=signal_config, replay_config=replay_config,
-                                        store=store, alerts=alerts, start_ns=start_ns)
+    start_ns = min((int(s.ts_event[0]) for s in series if len(s)), default=0)
+    curve = EquityCurve()
+    venue = paper_venue(spec)
+    kernel = build_kernel(spec, clock=Clock(start_ns), broker=venue, venue=venue, store=store, alerts=alerts,
+                          strategy=strategy, equity_recorder=curve)
+    engine = kernel.engine
+    collected = ResultCollector(engine)
     handle = engine.handle
-    every = replay_config.progress_every
+    every = spec.replay.progress_every
     count = 0
     started = time.perf_counter()
     if progress is None:
@@ -170,13 +184,17 @@ def run_replay(series: Sequence[BarSeries], strategy: Strategy, *, risk_config: 
         progress(count)
     engine.finish()
     elapsed = time.perf_counter() - started
-    params = strategy.params.model_dump() if hasattr(strategy, "params") else {}
     return ReplayResult(
-        run_id=run_id, strategy_id=strategy.strategy_id, params=params, symbols=[s.symbol for s in series],
-        timeframe_ns=timeframes.pop(), starting_cash=replay_config.starting_cash, bars=count, elapsed_s=elapsed,
-        equity_ts=np.asarray(curve.ts, dtype=np.int64), cash=np.asarray(curve.cash),
-        equity=np.asarray(curve.equity), gross_exposure=np.asarray(curve.gross),
-        trades=list(engine.trades.closed), orders=list(engine.orders.values()), fills=fills,
-        positions=engine.portfolio.positions(), trading_state=engine.risk.state,
-        strategy_enabled=engine.strategy_enabled,
-        closes={s.symbol: (s.ts_init, s.close) for s in series})
+        run_id=run_id, strategy_id=kernel.strategy.strategy_id, params=kernel.strategy.params.model_dump(),
+        symbols=[s.symbol for s in series], timeframe_ns=timeframes.pop(), starting_cash=spec.replay.starting_cash,
+        bars=count, elapsed_s=elapsed, equity_ts=np.asarray(curve.ts, dtype=np.int64), cash=np.asarray(curve.cash),
+        equity=np.asarray(curve.equity), gross_exposure=np.asarray(curve.gross), trades=collected.trades,
+        orders=list(kernel.book.orders.values()), fills=collected.fills, positions=kernel.portfolio.positions(),
+        trading_state=kernel.risk.state, strategy_enabled=engine.strategy_enabled,
+        closes={s.symbol: (s.ts_init, s.close) for s in series}, state_changes=collected.state_changes,
+        trading_state_reason=kernel.risk.reason, denied=collected.denied,
+        denied_while_halted=engine.denied_while_halted, rejected=collected.rejected,
+        dropped_bars=engine.dropped_bars)
+
+
+__all__ = ["EquityCurve", "ProgressCallback", "ReplayConfig", "ReplayResult", "ResultCollector", "run_replay"]

@@ -22,9 +22,11 @@ import re
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 from os import PathLike
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -32,17 +34,25 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from core.time import format_timeframe, iso, parse_timeframe, to_nanos
+from core.time import NANOS_PER_DAY, NANOS_PER_SECOND, format_timeframe, iso, parse_timeframe, to_nanos
 
-__all__ = ["BarSeries", "DataError", "load_bars", "load_many", "write_bars"]
+__all__ = ["LAST_NS", "MAX_TIMEFRAME_NS", "BarSeries", "DataError", "timeframe_problem", "load_bars", "load_many",
+           "write_bars"]
 
 MAX_REPORTED = 20
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 NUMBERS = COLUMNS[1:]
 PRICES = ("open", "high", "low", "close")
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
-# An explicit UTC offset at the end: Z, +hh, +hhmm or +hh:mm. Anything else would mean guessing.
-_OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+# A time of day followed by an explicit UTC offset at the end: Z, +hh, +hhmm or +hh:mm. The time
+# part is required: without it "2020-01-02" would end in "-02" and pass for an offset.
+_OFFSET = r"[Tt ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+_DATE_ONLY = re.compile(r"^\s*\d{4}-?\d{2}-?\d{2}\s*$")
+MAX_TIMEFRAME_NS = 366 * 86_400 * 1_000_000_000
+"""Longest bar accepted (366 days): longer "bars" are a unit mistake, and their release times
+would leave the int64-ns range."""
+LAST_NS = int(np.iinfo(np.int64).max)
+"""The latest instant tradingd can represent: 2262-04-11T23:47:16.854775807Z (int64 ns)."""
 _TOKENIZE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 StrPath = str | PathLike[str]
@@ -175,7 +185,8 @@ def load_bars(
         Defaults to the file name up to its first dot (``SPY.csv.gz`` -> ``"SPY"``).
     timeframe : str, optional
         Bar length such as ``"1h"`` (see :func:`core.time.parse_timeframe`). Defaults to the most
-        frequent positive step between consecutive timestamps.
+        frequent positive step between consecutive timestamps; a given timeframe may not be
+        shorter than that step (bars would be released before they closed).
     start, end : datetime (tz-aware) or int epoch ns, optional
         Keep bars with ``start <= ts_event < end``; applied after the whole file is validated.
 
@@ -187,8 +198,10 @@ def load_bars(
     Raises
     ------
     DataError
-        Unsupported suffix, unreadable file, missing column, no rows, un-inferable timeframe, or
-        row problems (bad/empty/naive timestamp, bad/empty/non-finite number, price <= 0, negative
+        Unsupported suffix, unreadable file, missing column, no rows, un-inferable timeframe, a
+        timeframe shorter than the bars' spacing, not whole seconds or over 366 days, a bar whose
+        release time (start + timeframe) is after 2262-04-11 (int64 ns), or row problems
+        (bad/empty/naive or date-only timestamp, bad/empty/non-finite number, price <= 0, negative
         volume, high/low inconsistent with open/close, duplicate or backwards timestamp). Up to
         20 row problems are listed; ``.total`` counts them all.
     ValueError
@@ -206,11 +219,11 @@ def load_bars(
     except OSError as exc:
         raise DataError(f"{label}: cannot read file: {exc.strerror or exc}") from exc
     if kind == "parquet":
-        ts, columns = _read_parquet(label, data)
+        ts, columns, where = _read_parquet(label, data)
     else:
-        ts, columns = _read_csv(label, data, gz=kind == "csv.gz")
-    if step is None:
-        step = _infer_timeframe(label, ts)
+        ts, columns, where = _read_csv(label, data, gz=kind == "csv.gz")
+    step = _timeframe_of(label, ts, step)
+    _check_release_times(label, ts, step, where)
     if low is not None or high is not None:
         keep = np.ones(len(ts), dtype=bool)
         if low is not None:
@@ -299,7 +312,10 @@ def write_bars(series: BarSeries, path: StrPath) -> None:
 # --- file readers: return (ts int64 ns, {column: float64}) or raise DataError ------------------
 
 
-def _read_csv(label: str, data: bytes, gz: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+_Where = Callable[[int], str]  # row index -> "<file>:<line>" (or "<file>:row <n>")
+
+
+def _read_csv(label: str, data: bytes, gz: bool) -> tuple[np.ndarray, dict[str, np.ndarray], _Where]:
     frame = _csv_frame(label, data, gz, text=False)
     names = _resolve_columns(label, frame.columns)
     stamps = frame[names["timestamp"]]
@@ -325,13 +341,16 @@ def _read_csv(label: str, data: bytes, gz: bool) -> tuple[np.ndarray, dict[str, 
         raise DataError(f"{label}: empty file: a header but no rows")
     ts = _parse_timestamps(stamps, report)
     _check(ts, columns, report, stamps)
-    return ts, columns
+    return ts, columns, report.where
 
 
 def _csv_frame(label: str, data: bytes, gz: bool, text: bool) -> pd.DataFrame:
-    options = {"dtype": str, "keep_default_na": False} if text else {}
+    compression: Literal["gzip"] | None = "gzip" if gz else None
     try:
-        return pd.read_csv(io.BytesIO(data), compression="gzip" if gz else None, skip_blank_lines=False, **options)
+        if text:
+            return pd.read_csv(io.BytesIO(data), compression=compression, skip_blank_lines=False, dtype=str,
+                               keep_default_na=False)
+        return pd.read_csv(io.BytesIO(data), compression=compression, skip_blank_lines=False)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{label}: empty file: no header and no rows") from exc
     except pd.errors.ParserError as exc:
@@ -344,7 +363,7 @@ def _csv_frame(label: str, data: bytes, gz: bool, text: bool) -> pd.DataFrame:
         raise DataError(f"{label}: cannot read as {'gzip ' if gz else ''}CSV text: {exc}") from exc
 
 
-def _read_parquet(label: str, data: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _read_parquet(label: str, data: bytes) -> tuple[np.ndarray, dict[str, np.ndarray], _Where]:
     try:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as exc:
@@ -384,7 +403,7 @@ def _read_parquet(label: str, data: bytes) -> tuple[np.ndarray, dict[str, np.nda
     else:
         raise DataError(f"{label}: column 'timestamp' has type {raw.type}; expected tz-aware timestamps or ISO-8601 text")
     _check(ts, columns, report, text)
-    return ts, columns
+    return ts, columns, report.where
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -456,9 +475,12 @@ def _parse_timestamps(text: pd.Series, report: _Report) -> np.ndarray:
         naive = ~aware & pd.to_datetime(text.where(~aware), format="ISO8601", errors="coerce").notna().to_numpy()
 
         def reason(index: int) -> str:
-            cell = text.iat[index]
+            cell = str(text.iat[index])
             if not cell.strip():
                 return "empty timestamp"
+            if _DATE_ONLY.match(cell):
+                return (f"timestamp {cell!r} is a date without a time and UTC offset; write the bar start in "
+                        f"full, e.g. '{cell.strip()}T00:00:00Z' (tradingd never guesses a timezone)")
             if naive[index]:
                 return f"timestamp {cell!r} has no UTC offset; add 'Z' or '+hh:mm' (tradingd never guesses a timezone)"
             return f"cannot parse {cell!r} as an ISO-8601 timestamp with offset"
@@ -472,8 +494,7 @@ def _check(ts: np.ndarray, columns: dict[str, np.ndarray], report: _Report, text
     """Check values and order vectorised; raise one DataError listing every problem found."""
     o, h, l, c, v = (columns[name] for name in NUMBERS)
     for name in PRICES:
-        values = columns[name]
-        report.add(np.flatnonzero(values <= 0), name, lambda i, x=values: f"price {_num(x[i])} is not positive")
+        report.add(np.flatnonzero(columns[name] <= 0), name, partial(_not_positive, columns[name]))
     report.add(np.flatnonzero(v < 0), "volume", lambda i: f"volume {_num(v[i])} is negative")
     top, bottom = np.maximum(o, c), np.minimum(o, c)
     report.add(np.flatnonzero(h < top), "high", lambda i: f"high {_num(h[i])} is below max(open, close) {_num(top[i])}")
@@ -491,11 +512,21 @@ def _check(ts: np.ndarray, columns: dict[str, np.ndarray], report: _Report, text
         return f"{report.unit} {report.positions[i]}"
 
     same, back = np.flatnonzero(step == 0), np.flatnonzero(step < 0)
-    report.add(this[same], "timestamp", lambda i, p=dict(zip(this[same].tolist(), prev[same].tolist())):
-               f"duplicate timestamp {stamp(i)}, same as {other(p[i])}")
-    report.add(this[back], "timestamp", lambda i, p=dict(zip(this[back].tolist(), prev[back].tolist())):
-               f"timestamp {stamp(i)} is earlier than {stamp(p[i])} on {other(p[i])} (out of order)")
+    previous_of = dict(zip(this[same].tolist() + this[back].tolist(), prev[same].tolist() + prev[back].tolist()))
+
+    def duplicate(i: int) -> str:
+        return f"duplicate timestamp {stamp(i)}, same as {other(previous_of[i])}"
+
+    def backwards(i: int) -> str:
+        return f"timestamp {stamp(i)} is earlier than {stamp(previous_of[i])} on {other(previous_of[i])} (out of order)"
+
+    report.add(this[same], "timestamp", duplicate)
+    report.add(this[back], "timestamp", backwards)
     report.raise_if_any()
+
+
+def _not_positive(values: np.ndarray, i: int) -> str:
+    return f"price {_num(values[i])} is not positive"
 
 
 # --- small helpers ----------------------------------------------------------------------------
@@ -529,6 +560,61 @@ def _resolve_columns(label: str, found: Iterable[object]) -> dict[str, str]:
     return names
 
 
+def timeframe_problem(step_ns: int) -> str | None:
+    """Return why a bar length of ``step_ns`` ns cannot be replayed, or ``None`` if it can.
+
+    A timeframe must be a whole number of seconds, at least 1 s and at most
+    :data:`MAX_TIMEFRAME_NS` (366 days).
+
+    Examples
+    --------
+    >>> timeframe_problem(3_600_000_000_000) is None
+    True
+    >>> timeframe_problem(500_000_000)
+    'bars 0.5 s long: tradingd needs whole seconds (at least 1 s)'
+    """
+    if step_ns <= 0 or step_ns % NANOS_PER_SECOND:
+        return f"bars {step_ns / NANOS_PER_SECOND:g} s long: tradingd needs whole seconds (at least 1 s)"
+    if step_ns > MAX_TIMEFRAME_NS:
+        return f"bars {step_ns // NANOS_PER_DAY:,} days long: the longest timeframe is 366d"
+    return None
+
+
+def _timeframe_of(label: str, ts: np.ndarray, given: int | None) -> int:
+    """The timeframe of a file: ``given`` (checked against the data's spacing) or inferred."""
+    if given is not None and given > MAX_TIMEFRAME_NS:  # before arithmetic with it can overflow
+        raise DataError(f"{label}: timeframe: {timeframe_problem(given)}")
+    spacing = _infer_timeframe(label, ts) if given is None or len(ts) >= 2 else None
+    if spacing is not None and given is not None and given < spacing:
+        raise DataError(
+            f"{label}: timeframe {format_timeframe(given)} is shorter than the spacing of its bars "
+            f"({_step_text(spacing)}, the most frequent step): every bar would be released before it "
+            f"closed; use {_step_text(spacing)} or leave the timeframe out to infer it")
+    step = given if given is not None else spacing
+    assert step is not None
+    problem = timeframe_problem(step)
+    if problem:
+        raise DataError(f"{label}: {problem} (the most frequent step between bars)")
+    return step
+
+
+def _check_release_times(label: str, ts: np.ndarray, step: int, where: _Where) -> None:
+    """Every bar is released at start + timeframe; that instant must fit in int64 ns."""
+    if len(ts) and int(ts[-1]) > LAST_NS - step:
+        first = int(np.searchsorted(ts, LAST_NS - step, side="right"))
+        raise DataError(
+            f"{where(first)}: column 'timestamp': the bar starting {iso(int(ts[first]))} ends "
+            f"({_step_text(step)} later) after 2262-04-11T23:47:16Z, the last instant tradingd can "
+            "represent (int64 ns)")
+
+
+def _step_text(step_ns: int) -> str:
+    try:
+        return format_timeframe(step_ns)
+    except ValueError:  # not a whole number of seconds
+        return f"{step_ns / NANOS_PER_SECOND:g}s"
+
+
 def _infer_timeframe(label: str, ts: np.ndarray) -> int:
     if len(ts) < 2:
         raise DataError(f"{label}: cannot infer the timeframe from {len(ts)} row; pass timeframe=, e.g. '1h'")
@@ -544,5 +630,7 @@ def _bound(moment: datetime | int | None) -> int | None:
 
 def _iso_z(ts: np.ndarray) -> np.ndarray:
     """Format epoch ns as ISO-8601 UTC text with ``Z``, in the coarsest unit that is exact."""
-    unit = next(u for u, size in (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1)) if not (ts % size).any())
-    return np.datetime_as_string(ts.view("datetime64[ns]"), unit=unit, timezone="UTC")
+    units: tuple[tuple[Literal["s", "ms", "us", "ns"], int], ...] = (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1))
+    unit = next(u for u, size in units if not (ts % size).any())
+    stamps: np.ndarray[Any, np.dtype[np.datetime64]] = ts.view("datetime64[ns]")
+    return np.datetime_as_string(stamps, unit=unit, timezone="UTC")

@@ -43,24 +43,19 @@ def make_series(n: int, seed: int = 7):
 
 def run_one(strategy_name: str, bars: int) -> dict:
     from alerts.sinks import MemoryAlertSink
-    from backtest.fill_model import FillConfig
-    from backtest.replay import ReplayConfig, run_replay
-    from learning.pipeline import SignalConfig
-    from risk.config import RiskConfig
+    from backtest.replay import run_replay
+    from backtest.spec import RunSpec
     from state.config import StoreConfig
     from state.store import SqlStore
-    from strategies.registry import build_strategy
 
     series = make_series(bars)
     params = {"sma_cross": {"fast": 20, "slow": 100}, "online_ml": {}}.get(strategy_name, {})
-    strategy = build_strategy(strategy_name, params)
+    spec = RunSpec(strategy=strategy_name, params=params)
     with tempfile.TemporaryDirectory() as tmp:
         store = SqlStore(StoreConfig(database_url=f"sqlite:///{tmp}/bench.db", batch_size=5000), account="bench")
-        store.start_run("bench", "replay", strategy.strategy_id, params, "", "", 0)
+        store.start_run("bench", "replay", strategy_name, params, "", "", 0)
         started = time.perf_counter()
-        result = run_replay([series], strategy, risk_config=RiskConfig(), fill_config=FillConfig(),
-                            signal_config=SignalConfig(), replay_config=ReplayConfig(), store=store,
-                            alerts=MemoryAlertSink(), run_id="bench")
+        result = run_replay([series], spec, store=store, alerts=MemoryAlertSink(), run_id="bench")
         total = time.perf_counter() - started
         store.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

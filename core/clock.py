@@ -63,7 +63,7 @@ class Clock:
             due, seq, name = heapq.heappop(heap)
             if self._live.get(name) == seq:
                 del self._live[name]
-                fired.append(TimerFired(name, due, max(due, self.now)))
+                fired.append(TimerFired(name=name, ts_event=due, ts_init=max(due, self.now)))
         if ts > self.now:
             self.now = ts
         return tuple(fired)

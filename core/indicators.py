@@ -12,9 +12,26 @@ rounding, so each one is recomputed exactly (``math.fsum``, two-pass for varianc
 ring buffer wraps: O(period) work once per ``period`` updates, i.e. amortised O(1), and the error
 can never accumulate over more than one window no matter how long the stream is.
 
-Inputs must be finite floats. This is not checked here (it would cost on every bar); a NaN poisons
-recursive indicators (EMA, RSI, ATR, MACD) until :meth:`reset` and windowed ones until it has left
-the window. Validate data at the boundary (see :mod:`learning.features`).
+Extreme values. Inputs must be finite floats (NaN and inf are refused at the boundary, see
+:mod:`core.bars`; checking here would cost on every bar). Any finite input is accepted, from
+denormals to +/-1.8e308: no update or query raises, every output is a finite float or ``None``, and
+NaN or inf never enters an indicator's state (so nothing stays poisoned). On inputs of ordinary
+size the arithmetic is exactly the plain recurrence. What keeps the extremes finite:
+
+* running sums (SMA, EMA seed, RSI, ATR, efficiency ratio) are kept in units scaled by a power of
+  two below ``1 / (4 * period)``, so no sum of finite inputs can overflow; the scaling is exact,
+  so results are bit for bit those of the unscaled sums;
+* the EMA update ``v + alpha * (x - v)`` falls back to the overflow-free convex form when
+  ``x - v`` overflows (inputs beyond +/-9e307);
+* :class:`RollingStats` (and :class:`Bollinger`) switch to arithmetic scaled by 2**-600 when
+  squares overflow (values beyond ~1e154; the state is recomputed exactly from the window), and
+  back to plain arithmetic, recomputed exactly, once every value in the window is below 1e140:
+  still O(1) per update;
+* a result whose exact value lies outside the float range (the MACD line or ATR of inputs near
+  +/-1.8e308, the variance of data spread wider than ~1e154) saturates at +/-``sys.float_info.max``.
+
+The bar gate keeps prices within [1e-8, 1e9] USD and volumes within [0, 1e15], where none of the
+fallbacks ever triggers.
 
 The classes use ``__slots__`` and are not thread-safe; use one instance per symbol and stream.
 """
@@ -22,6 +39,7 @@ The classes use ``__slots__`` and are not thread-safe; use one instance per symb
 from __future__ import annotations
 
 import math
+import sys
 from collections import deque
 
 __all__ = [
@@ -38,6 +56,31 @@ __all__ = [
 ]
 
 
+_MAX = sys.float_info.max
+"""Largest finite float; results beyond it saturate here."""
+_BIG_INPUT = 1e140
+"""|x| below which plain :class:`RollingStats` arithmetic cannot overflow (squares of 2e140 summed
+over a window of up to 1e28 values stay finite): scaled units end once the window is below it."""
+_SCALE = 2.0**-600
+"""Scaled units of RollingStats: 1.8e308 * 2**-600 = 4e127, whose squares fit easily."""
+_UNSCALE = 2.0**600
+
+
+def _sum_scale(period: int) -> float:
+    """Return the power of two ``2**-k < 1 / (4 * period)``: a sum of ``period`` scaled differences
+    of finite floats cannot overflow, and multiplying by it is exact (no rounding)."""
+    return math.ldexp(1.0, -(period.bit_length() + 2))
+
+
+# Hot paths test finiteness as ``if v - v:``: 0.0 (false) for every finite v, NaN (true) for
+# +/-inf and NaN; cheaper than two comparisons against module constants.
+
+
+def _saturate(value: float) -> float:
+    """Return the finite float nearest to an overflowed ``value`` (+/- the largest float)."""
+    return math.copysign(_MAX, value)
+
+
 def _check_int(name: str, value: object, minimum: int) -> int:
     """Return ``value`` if it is an ``int`` (not ``bool``) ``>= minimum``, else raise ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -49,6 +92,7 @@ class _Indicator:
     """Shared read-only accessors; subclasses store their current value in ``_value``."""
 
     __slots__ = ("_value",)
+    _value: float | None
 
     @property
     def value(self) -> float | None:
@@ -89,15 +133,17 @@ class SMA(_Indicator):
     [None, None, 2.0, 3.0]
     """
 
-    __slots__ = ("period", "_buf", "_idx", "_count", "_sum")
+    __slots__ = ("period", "_buf", "_idx", "_count", "_sum", "_scale", "_div")
 
     def __init__(self, period: int) -> None:
         self.period = _check_int("period", period, 1)
+        self._scale = _sum_scale(period)
+        self._div = period * self._scale  # exact: sum_scaled / _div == sum / period, bit for bit
         self.reset()
 
     def reset(self) -> None:
         """Forget every observation."""
-        self._buf = [0.0] * self.period
+        self._buf = [0.0] * self.period  # scaled values
         self._idx = 0
         self._count = 0
         self._sum = 0.0
@@ -107,18 +153,23 @@ class SMA(_Indicator):
         """Add ``value`` and return the average of the last ``period`` values (``None`` if fewer)."""
         buf = self._buf
         i = self._idx
-        self._sum += value - buf[i]
-        buf[i] = value
+        n = self.period
+        x = value * self._scale  # scaled so the sum of any finite window cannot overflow
+        total = self._sum + (x - buf[i])
+        buf[i] = x
         i += 1
-        if i == self.period:
+        if i == n:
             i = 0
-            self._sum = math.fsum(buf)  # exact resync once per window: bounded drift
+            total = math.fsum(buf)  # exact resync once per window: bounded drift
+        self._sum = total
         self._idx = i
-        if self._count < self.period:
+        if self._count < n:
             self._count += 1
-            if self._count < self.period:
+            if self._count < n:
                 return None
-        v = self._sum / self.period
+        v = total / self._div
+        if v - v:  # not finite: rounding drift of a mean within an ulp of the float limit
+            v = _saturate(v)
         self._value = v
         return v
 
@@ -151,7 +202,7 @@ class EMA(_Indicator):
     [None, None, 2.0, 3.5]
     """
 
-    __slots__ = ("period", "alpha", "_count", "_sum")
+    __slots__ = ("period", "alpha", "_count", "_sum", "_scale")
 
     def __init__(self, period: int, alpha: float | None = None) -> None:
         self.period = _check_int("period", period, 1)
@@ -160,12 +211,13 @@ class EMA(_Indicator):
         elif isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be a number in (0, 1], got {alpha!r}")
         self.alpha = float(alpha)
+        self._scale = _sum_scale(period)
         self.reset()
 
     def reset(self) -> None:
         """Forget every observation."""
         self._count = 0
-        self._sum = 0.0
+        self._sum = 0.0  # scaled seed sum
         self._value = None
 
     def update(self, value: float) -> float | None:
@@ -173,13 +225,20 @@ class EMA(_Indicator):
         v = self._value
         if v is not None:
             v += self.alpha * (value - v)
+            if v - v:  # not finite: value - v overflowed (inputs beyond +/-9e307)
+                h = self._value * 0.5  # type: ignore[operator]  # not None here
+                v = (h + self.alpha * (value * 0.5 - h)) * 2.0  # in halves, x - v cannot overflow
+                if v - v:  # the result within an ulp of the limit rounded past it
+                    v = _saturate(v)
             self._value = v
             return v
         self._count += 1
-        self._sum += value
+        self._sum += value * self._scale
         if self._count < self.period:
             return None
-        v = self._sum / self.period
+        v = self._sum / (self.period * self._scale)
+        if v - v:
+            v = _saturate(v)
         self._value = v
         return v
 
@@ -213,10 +272,11 @@ class RSI(_Indicator):
     [None, None, 50.0, 75.0]
     """
 
-    __slots__ = ("period", "_prev", "_count", "_gain", "_loss")
+    __slots__ = ("period", "_prev", "_count", "_gain", "_loss", "_scale")
 
     def __init__(self, period: int = 14) -> None:
         self.period = _check_int("period", period, 1)
+        self._scale = _sum_scale(period)
         self.reset()
 
     def reset(self) -> None:
@@ -229,6 +289,7 @@ class RSI(_Indicator):
 
     def update(self, value: float) -> float | None:
         """Add the next close and return the RSI in [0, 100] (``None`` until ``period + 1`` closes)."""
+        value = value * self._scale  # RSI is scale-free; scaled changes and their sums cannot overflow
         prev = self._prev
         self._prev = value
         if prev is None:
@@ -281,37 +342,46 @@ class ATR(_Indicator):
     [None, 1.25, 1.125]
     """
 
-    __slots__ = ("period", "_prev_close", "_count", "_sum")
+    __slots__ = ("period", "_prev_close", "_count", "_sum", "_avg", "_scale")
 
     def __init__(self, period: int = 14) -> None:
         self.period = _check_int("period", period, 1)
+        self._scale = _sum_scale(period)
         self.reset()
 
     def reset(self) -> None:
         """Forget every bar."""
-        self._prev_close: float | None = None
+        self._prev_close: float | None = None  # scaled, like every sum below
         self._count = 0
         self._sum = 0.0
+        self._avg: float | None = None
         self._value = None
 
     def update(self, high: float, low: float, close: float) -> float | None:
         """Add one bar and return the ATR in price units (``None`` until ``period`` bars)."""
+        s = self._scale  # exact power-of-two scaling: no true range or sum of them can overflow
+        high *= s
+        low *= s
+        close *= s
         pc = self._prev_close
         self._prev_close = close
         if pc is None:
             tr = high - low
         else:
             tr = (high if high > pc else pc) - (low if low < pc else pc)
-        v = self._value
-        if v is not None:
-            v += (tr - v) / self.period
-            self._value = v
-            return v
-        self._count += 1
-        self._sum += tr
-        if self._count < self.period:
-            return None
-        v = self._sum / self.period
+        a = self._avg
+        if a is None:
+            self._count += 1
+            self._sum += tr
+            if self._count < self.period:
+                return None
+            a = self._sum / self.period
+        else:
+            a += (tr - a) / self.period
+        self._avg = a
+        v = a / s
+        if v > _MAX:  # a range wider than the float limit (only with lows near -1.8e308)
+            v = _MAX
         self._value = v
         return v
 
@@ -346,6 +416,12 @@ class RollingStats(_Indicator):
     rounding residue. ``variance = M2 / (n - ddof)``. :meth:`update` returns the mean; ``value``
     is the mean.
 
+    When squares overflow (values beyond ~1e154), the window is recomputed exactly and the same
+    arithmetic runs on the data times 2**-600, results scaled back; it returns to plain
+    arithmetic, recomputed exactly, once every value in the window is below 1e140. A variance or standard
+    deviation beyond the float range saturates at ``sys.float_info.max``, as does a z-score of a
+    value far outside the window.
+
     Examples
     --------
     >>> rs = RollingStats(3)
@@ -366,6 +442,8 @@ class RollingStats(_Indicator):
         "_m2",
         "_last",
         "_run",
+        "_scaled",
+        "_scaled_left",
     )
 
     def __init__(self, period: int, ddof: int = 1) -> None:
@@ -377,7 +455,7 @@ class RollingStats(_Indicator):
 
     def reset(self) -> None:
         """Forget every observation."""
-        self._buf = [0.0] * self.period
+        self._buf = [0.0] * self.period  # raw values, also in scaled mode
         self._idx = 0
         self._count = 0
         self._shift = 0.0  # K: the data are processed as x - K
@@ -385,20 +463,25 @@ class RollingStats(_Indicator):
         self._m2 = 0.0
         self._last = math.nan
         self._run = 0  # length of the current run of identical values
+        self._scaled = False  # True: _shift, _mean, _m2 are in units of 2**-600
+        self._scaled_left = 0  # updates until every value >= 1e140 has left the window
         self._value = None
 
     def update(self, value: float) -> float | None:
         """Add ``value`` and return the window mean (``None`` until ``period`` values)."""
+        if self._scaled:
+            return self._update_scaled(value)
         buf = self._buf
         i = self._idx
         n = self.period
         k = self._shift
         mean = self._mean
+        m2 = self._m2
         if self._count == n:
             old = buf[i]
             delta = value - old
             new_mean = mean + delta / n
-            self._m2 += delta * ((value - k) - new_mean + (old - k) - mean)
+            m2 += delta * ((value - k) - new_mean + (old - k) - mean)
             mean = new_mean
         else:
             if self._count == 0:
@@ -407,29 +490,109 @@ class RollingStats(_Indicator):
             x = value - k
             delta = x - mean
             mean += delta / c
-            self._m2 += delta * (x - mean)
+            m2 += delta * (x - mean)
         buf[i] = value
         i += 1
         if i == n:
             i = 0
             if self._count == n:  # exact two-pass resync once per window: bounded drift
-                k = self._shift = math.fsum(buf) / n
-                mean = 0.0
-                self._m2 = sum([(x - k) * (x - k) for x in buf])  # positive terms: no cancellation
+                try:
+                    k = self._shift = math.fsum(buf) / n
+                except OverflowError:  # the window sums beyond the float range: go scaled below
+                    m2 = math.inf
+                else:
+                    mean = 0.0
+                    m2 = sum([(x - k) * (x - k) for x in buf])  # positive terms: no cancellation
         self._idx = i
         if value == self._last:
             self._run += 1
             if self._run >= n:  # constant window: exact mean, zero variance (no rounding residue)
                 k = self._shift = value
                 mean = 0.0
-                self._m2 = 0.0
+                m2 = 0.0
         else:
             self._last = value
             self._run = 1
         self._mean = mean
+        self._m2 = m2
+        if m2 - m2:  # not finite: squares overflowed (inf, or NaN from inf - inf): go scaled
+            self._scaled = True
+            self._scaled_left = n  # every value now in the window has left after n updates
+            self._refit(_SCALE)
+            return self._scaled_value()
         if self._count < n:
             return None
         v = self._value = k + mean
+        return v
+
+    def _update_scaled(self, value: float) -> float | None:
+        """:meth:`update` on the data times 2**-600 (some value in the window is >= 1e140)."""
+        n = self.period
+        if -_BIG_INPUT < value < _BIG_INPUT:
+            self._scaled_left -= 1
+        else:
+            self._scaled_left = n
+        y = value * _SCALE
+        buf = self._buf
+        i = self._idx
+        k = self._shift
+        mean = self._mean
+        if self._count == n:
+            old = buf[i] * _SCALE
+            delta = y - old
+            new_mean = mean + delta / n
+            self._m2 += delta * ((y - k) - new_mean + (old - k) - mean)
+            mean = new_mean
+        else:  # entered during warm-up (the count is >= 1 then)
+            c = self._count = self._count + 1
+            x = y - k
+            delta = x - mean
+            mean += delta / c
+            self._m2 += delta * (x - mean)
+        buf[i] = value
+        i += 1
+        if i == n:
+            i = 0
+        self._idx = i
+        self._mean = mean
+        if value == self._last:
+            self._run += 1
+        else:
+            self._last = value
+            self._run = 1
+        if self._scaled_left <= 0:  # the last value >= 1e140 just left: plain arithmetic again
+            self._scaled = False
+            if self._run >= n:
+                self._shift, self._mean, self._m2 = value, 0.0, 0.0
+            else:
+                self._refit(1.0)
+            if self._count < n:
+                return None
+            v = self._value = self._shift + self._mean
+            return v
+        if self._run >= n:
+            self._shift, self._mean, self._m2 = y, 0.0, 0.0
+        elif i == 0 and self._count == n:  # exact resync once per window, as in plain mode
+            self._refit(_SCALE)
+        return self._scaled_value()
+
+    def _refit(self, scale: float) -> None:
+        """Recompute shift, mean and M2 exactly (two-pass) from the window, in units of ``scale``."""
+        c = self._count
+        xs = self._buf if c == self.period else self._buf[:c]  # warm-up fills slots 0 .. c-1
+        if scale != 1.0:
+            xs = [x * scale for x in xs]
+        k = self._shift = math.fsum(xs) / c
+        self._mean = 0.0
+        self._m2 = sum([(x - k) * (x - k) for x in xs])
+
+    def _scaled_value(self) -> float | None:
+        if self._count < self.period:
+            return None
+        v = (self._shift + self._mean) * _UNSCALE
+        if v - v:
+            v = _saturate(v)
+        self._value = v
         return v
 
     @property
@@ -443,7 +606,12 @@ class RollingStats(_Indicator):
         if self._value is None:
             return None
         m2 = self._m2
-        return m2 / (self.period - self.ddof) if m2 > 0.0 else 0.0
+        if m2 <= 0.0:
+            return 0.0
+        var = m2 / (self.period - self.ddof)
+        if self._scaled:
+            var = min(var * _UNSCALE * _UNSCALE, _MAX)  # the product may overflow: saturate
+        return var
 
     @property
     def std(self) -> float | None:
@@ -451,20 +619,32 @@ class RollingStats(_Indicator):
         if self._value is None:
             return None
         m2 = self._m2
-        return math.sqrt(m2 / (self.period - self.ddof)) if m2 > 0.0 else 0.0
+        if m2 <= 0.0:
+            return 0.0
+        sd = math.sqrt(m2 / (self.period - self.ddof))
+        if self._scaled:
+            sd = min(sd * _UNSCALE, _MAX)
+        return sd
 
     def zscore(self, value: float) -> float | None:
         """Return ``(value - mean) / std`` for the current window.
 
-        Returns ``None`` until warm and ``0.0`` when the window is constant (``std == 0``).
+        Returns ``None`` until warm and ``0.0`` when the window is constant (``std == 0``); a
+        z-score beyond the float range saturates at +/- ``sys.float_info.max``.
         """
         mean = self._value
         if mean is None:
             return None
-        m2 = self._m2
-        if m2 <= 0.0:
+        var = self._m2 / (self.period - self.ddof)
+        if var <= 0.0:  # also a denormal M2 whose quotient underflows (no division by zero)
             return 0.0
-        return (value - mean) / math.sqrt(m2 / (self.period - self.ddof))
+        if self._scaled:
+            z = (value * _SCALE - (self._shift + self._mean)) / math.sqrt(var)
+        else:
+            z = (value - mean) / math.sqrt(var)
+        if z - z:
+            z = _saturate(z)
+        return z
 
 
 class MACD(_Indicator):
@@ -487,7 +667,8 @@ class MACD(_Indicator):
     ``macd = EMA_fast(x) - EMA_slow(x)``, ``signal = EMA_signal(macd)``, ``hist = macd - signal``;
     every EMA uses ``alpha = 2/(span+1)`` and is seeded with the SMA of its first ``span`` inputs
     (see :class:`EMA`); the MACD line starts when the slow EMA is warm. :meth:`update` returns the
-    histogram, ready after ``slow + signal - 1`` values; price units.
+    histogram, ready after ``slow + signal - 1`` values; price units. A line or histogram beyond
+    the float range (inputs near +/-1.8e308) saturates at +/- ``sys.float_info.max``.
     """
 
     __slots__ = ("fast", "slow", "signal_period", "_fast", "_slow", "_signal", "_macd")
@@ -520,11 +701,16 @@ class MACD(_Indicator):
         s = self._slow.update(value)
         if s is None:
             return None
-        m = self._macd = f - s  # type: ignore[operator]  # fast is warm before slow
+        m = f - s  # type: ignore[operator]  # fast is warm before slow
+        if m - m:  # not finite: EMAs of opposite signs near the float limit
+            m = _saturate(m)
+        self._macd = m
         sig = self._signal.update(m)
         if sig is None:
             return None
         h = m - sig
+        if h - h:
+            h = _saturate(h)
         self._value = h
         return h
 
@@ -586,11 +772,17 @@ class Bollinger(_Indicator):
     def update(self, value: float) -> float | None:
         """Add ``value`` and return its %b against the bands that include it (``None`` until warm)."""
         stats = self._stats
-        if stats.update(value) is None:
+        mean = stats.update(value)
+        if mean is None:
             return None
-        m2 = stats._m2
-        if m2 > 0.0:
-            v = 0.5 + (value - stats._value) / (2.0 * self.k * math.sqrt(m2 / self.period))  # type: ignore[operator]
+        var = stats._m2 / self.period
+        if var > 0.0:  # not a denormal M2 whose quotient underflows (no division by zero)
+            if stats._scaled:  # squares overflowed: work in the stats' scaled units
+                v = 0.5 + (value * _SCALE - (stats._shift + stats._mean)) / (2.0 * self.k * math.sqrt(var))
+            else:
+                v = 0.5 + (value - mean) / (2.0 * self.k * math.sqrt(var))
+            if v - v:  # not finite: only a rounding-residue variance can get here
+                v = _saturate(v)
         else:
             v = 0.5
         self._value = v
@@ -608,15 +800,15 @@ class Bollinger(_Indicator):
 
     @property
     def upper(self) -> float | None:
-        """Upper band ``middle + k*sigma``, ``None`` until warm."""
+        """Upper band ``middle + k*sigma``, ``None`` until warm; saturates at the float limit."""
         m, s = self._stats.mean, self._stats.std
-        return None if m is None or s is None else m + self.k * s
+        return None if m is None or s is None else min(m + self.k * s, _MAX)
 
     @property
     def lower(self) -> float | None:
-        """Lower band ``middle - k*sigma``, ``None`` until warm."""
+        """Lower band ``middle - k*sigma``, ``None`` until warm; saturates at the float limit."""
         m, s = self._stats.mean, self._stats.std
-        return None if m is None or s is None else m - self.k * s
+        return None if m is None or s is None else max(m - self.k * s, -_MAX)
 
 
 class EfficiencyRatio(_Indicator):
@@ -645,16 +837,17 @@ class EfficiencyRatio(_Indicator):
     [None, None, 1.0, 0.0]
     """
 
-    __slots__ = ("period", "_prices", "_diffs", "_pidx", "_didx", "_count", "_sum", "_prev")
+    __slots__ = ("period", "_prices", "_diffs", "_pidx", "_didx", "_count", "_sum", "_prev", "_scale")
 
     def __init__(self, period: int) -> None:
         self.period = _check_int("period", period, 1)
+        self._scale = _sum_scale(period)
         self.reset()
 
     def reset(self) -> None:
         """Forget every observation."""
-        self._prices = [0.0] * self.period  # last n prices; slot _pidx holds x_{t-n}
-        self._diffs = [0.0] * self.period  # last n absolute changes
+        self._prices = [0.0] * self.period  # last n scaled prices; slot _pidx holds x_{t-n}
+        self._diffs = [0.0] * self.period  # last n absolute scaled changes
         self._pidx = 0
         self._didx = 0
         self._count = 0
@@ -664,6 +857,7 @@ class EfficiencyRatio(_Indicator):
 
     def update(self, value: float) -> float | None:
         """Add ``value`` and return the efficiency ratio in [0, 1] (``None`` until warm)."""
+        value = value * self._scale  # ER is scale-free; scaled, the path length cannot overflow
         n = self.period
         prev = self._prev
         self._prev = value

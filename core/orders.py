@@ -11,10 +11,14 @@ from core.events import SubmitOrder
 
 _S = OrderStatus
 ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    _S.INITIALIZED: frozenset({_S.SUBMITTED, _S.REJECTED, _S.CANCELED}),
+    # INITIALIZED -> ACCEPTED/fills: recovery found that an intent whose submit outcome was unknown
+    # did reach the broker. ACCEPTED/PARTIALLY_FILLED -> REJECTED: real brokers reject after
+    # accepting (the remainder is dead, what filled stays filled).
+    _S.INITIALIZED: frozenset({_S.SUBMITTED, _S.ACCEPTED, _S.REJECTED, _S.CANCELED, _S.PARTIALLY_FILLED,
+                               _S.FILLED, _S.EXPIRED}),
     _S.SUBMITTED: frozenset({_S.ACCEPTED, _S.REJECTED, _S.CANCELED, _S.PARTIALLY_FILLED, _S.FILLED, _S.EXPIRED}),
-    _S.ACCEPTED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED}),
-    _S.PARTIALLY_FILLED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED}),
+    _S.ACCEPTED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED, _S.REJECTED}),
+    _S.PARTIALLY_FILLED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED, _S.REJECTED}),
     _S.FILLED: frozenset(),
     _S.CANCELED: frozenset(),
     _S.REJECTED: frozenset(),
@@ -30,7 +34,7 @@ class Order:
     """The engine's record of one order (quantities in shares, prices in USD, times in ns UTC)."""
 
     __slots__ = ("client_order_id", "strategy_id", "symbol", "side", "quantity", "order_type",
-                 "limit_price", "stop_price", "time_in_force", "reason", "status", "filled_quantity",
+                 "limit_price", "stop_price", "time_in_force", "reduce_only", "reason", "status", "filled_quantity",
                  "avg_fill_price", "commission", "broker_order_id", "ts_created", "ts_last")
 
     def __init__(self, command: SubmitOrder) -> None:
@@ -43,6 +47,7 @@ class Order:
         self.limit_price = command.limit_price
         self.stop_price = command.stop_price
         self.time_in_force: TimeInForce = command.time_in_force
+        self.reduce_only = command.reduce_only
         self.reason = command.reason
         self.status = OrderStatus.INITIALIZED
         self.filled_quantity = 0.0
@@ -78,20 +83,26 @@ class Order:
         """Apply a fill reported as a cumulative quantity; return the new shares (0 for a duplicate).
 
         Idempotent: a report whose ``cum_quantity`` is not above what was applied changes nothing.
+        Never raises: the caller (the engine) validates the numbers first. A fill on a terminal
+        order (a late fill after a cancel, which real brokers send) updates the filled quantity and
+        average price but not the status; a fill beyond the order quantity (an overfill) is
+        recorded as reported and leaves the order FILLED.
 
-        Raises
-        ------
-        InvalidTransition
-            If the order is already terminal, or ``cum_quantity`` exceeds the order quantity.
+        Parameters
+        ----------
+        cum_quantity
+            Shares filled so far in total (finite, > 0).
+        price, commission
+            This fill's price and commission, USD.
+        ts
+            Epoch ns UTC of the report.
         """
         delta = cum_quantity - self.filled_quantity
         if delta <= 1e-12:
             return 0.0
-        if cum_quantity > self.quantity * (1 + 1e-9):
-            raise InvalidTransition(
-                f"order {self.client_order_id}: fill to {cum_quantity} exceeds order quantity {self.quantity}")
-        done = cum_quantity >= self.quantity * (1 - 1e-12)
-        self.transition(OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED, ts)
+        if self.is_open:
+            self.status = OrderStatus.FILLED if cum_quantity >= self.quantity * (1 - 1e-12) else OrderStatus.PARTIALLY_FILLED
+        self.ts_last = ts
         self.avg_fill_price = (self.avg_fill_price * self.filled_quantity + price * delta) / cum_quantity
         self.filled_quantity = cum_quantity
         self.commission += commission

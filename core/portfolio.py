@@ -8,6 +8,8 @@ Money USD; quantities signed shares (+ long, - short); commissions USD reduce ca
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from core.enums import Side
 
 
@@ -103,6 +105,20 @@ class Portfolio:
         return sum(p.realized_pnl for p in self._positions.values())
 
     # --- writes -----------------------------------------------------------------------------
+    def restore(self, cash: float, positions: Iterable[tuple[str, float, float, float]]) -> None:
+        """Put back a persisted account: ``cash`` USD and (symbol, signed shares, avg price USD,
+        last mark USD) per open position (after a restart; replaces what is there)."""
+        self.cash = float(cash)
+        self._positions.clear()
+        self._open.clear()
+        for symbol, quantity, avg_price, mark in positions:
+            if quantity == 0.0:
+                continue
+            pos = self._positions[symbol] = Position(symbol, mark)
+            pos.quantity, pos.avg_price = float(quantity), float(avg_price)
+            self._open[symbol] = pos
+            self._marks[symbol] = mark
+
     def update_mark(self, symbol: str, price: float) -> None:
         """Mark ``symbol`` at ``price`` (USD), normally a bar close. O(1)."""
         self._marks[symbol] = price

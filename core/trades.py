@@ -32,12 +32,23 @@ class TradeTracker:
         trade = self._open.get(symbol)
         return trade.entry_ts if trade is not None else None
 
+    def restore(self, symbol: str, quantity: float, avg_price: float, entry_ts: int) -> None:
+        """Re-open the trade behind a restored position of ``quantity`` signed shares at
+        ``avg_price`` USD, first filled at ``entry_ts`` (after a restart)."""
+        if quantity == 0.0:
+            return
+        trade = self._open[symbol] = _OpenTrade(Side.BUY if quantity > 0 else Side.SELL, entry_ts)
+        trade.entry_qty = trade.max_qty = abs(quantity)
+        trade.entry_notional = abs(quantity) * avg_price
+
     def on_fill(self, symbol: str, side: Side, quantity: float, price: float, commission: float,
                 realized: float, position_before: float, position_after: float, ts: int,
-                reason: str) -> TradeClosed | None:
+                reason: str, ts_init: int | None = None) -> TradeClosed | None:
         """Account one fill; return the trade it closed, if any.
 
         ``realized`` is the gross P&L the portfolio booked for this fill; positions are signed shares.
+        ``ts`` is the fill's ``ts_event`` (the bar it traded on); ``ts_init`` (default ``ts``) is when
+        the engine learned of it, which becomes the closed trade's ``ts_init``.
         """
         closed: TradeClosed | None = None
         trade = self._open.get(symbol)
@@ -54,9 +65,11 @@ class TradeTracker:
             commission -= commission * share
             if position_after == 0.0 or (position_after > 0) != (position_before > 0):
                 closed = TradeClosed(
-                    symbol, trade.side, trade.max_qty, trade.entry_ts, ts,
-                    trade.entry_notional / trade.entry_qty, trade.exit_notional / trade.exit_qty,
-                    trade.realized - trade.commission, trade.commission, reason, ts)
+                    symbol=symbol, side=trade.side, quantity=trade.max_qty, entry_ts=trade.entry_ts, exit_ts=ts,
+                    entry_price=trade.entry_notional / trade.entry_qty,
+                    exit_price=trade.exit_notional / trade.exit_qty, pnl=trade.realized - trade.commission,
+                    commission=trade.commission, exit_reason=reason, ts_event=ts,
+                    ts_init=ts if ts_init is None else ts_init)
                 self.closed.append(closed)
                 del self._open[symbol]
                 trade = None

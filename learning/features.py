@@ -7,6 +7,7 @@ Every feature at bar ``t`` uses bars ``<= t`` only, so a feature vector is known
 from __future__ import annotations
 
 import math
+import sys
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -15,6 +16,10 @@ from core.events import Bar
 from core.indicators import MACD, RSI, Bollinger, RollingStats
 
 __all__ = ["FeatureConfig", "StreamingFeatures"]
+
+_MIN_RATIO = sys.float_info.min
+"""Smallest normal float: a price ratio below it has underflowed (to 0, or lost precision)."""
+_MAX = sys.float_info.max
 
 
 class FeatureConfig(BaseModel):
@@ -98,9 +103,11 @@ class StreamingFeatures:
     * ``realized_vol``: sample standard deviation (ddof=1) of the last ``volatility_period`` 1-bar
       log returns ``ln(c_t / c_{t-1})``: per bar, not annualized.
 
-    Each update is O(1). A bar whose ``ts_event`` is not later than the last accepted one (a
-    duplicate or an out-of-order bar) is ignored: no state changes and ``None`` is returned.
-    Not thread-safe; one instance per symbol.
+    Each update is O(1). The caller (the engine, see :mod:`core.bars`) guarantees sound bars
+    with strictly increasing ``ts_event``: duplicates and out-of-order bars are dropped before they
+    get here, so they are not checked again. For every bar the gate passes (prices within
+    [1e-8, 1e9] USD, volume within [0, 1e15]) every feature is finite. Not thread-safe; one
+    instance per symbol.
     """
 
     __slots__ = (
@@ -112,7 +119,6 @@ class StreamingFeatures:
         "_idx",
         "_bars",
         "_warmup",
-        "_last_ts",
         "_prev_close",
         "_rsi",
         "_macd",
@@ -145,7 +151,6 @@ class StreamingFeatures:
         self._closes = [0.0] * self._size
         self._idx = 0
         self._bars = 0
-        self._last_ts: int | None = None
         self._prev_close = 0.0
         self._rsi.reset()
         self._macd.reset()
@@ -174,31 +179,27 @@ class StreamingFeatures:
         Parameters
         ----------
         bar : core.events.Bar
-            The next bar of this symbol (close > 0 USD, volume >= 0 shares).
+            The next bar of this symbol (close > 0 USD, volume >= 0 shares), later than the
+            previous one (the engine guarantees it).
 
         Returns
         -------
         dict of str to float or None
             A new dict (keys :attr:`feature_names`) each call, or ``None`` while any feature is
-            still warming up (the first ``config.warmup_bars - 1`` bars) or if the bar was ignored
-            as a duplicate / out of order.
+            still warming up (the first ``config.warmup_bars - 1`` bars).
 
         Raises
         ------
         ValueError
             If ``bar.close`` is not a positive finite number or ``bar.volume`` is negative or NaN.
         """
-        ts = bar.ts_event
-        last = self._last_ts
-        if last is not None and ts <= last:
-            return None
         close = bar.close
         volume = bar.volume
         if not 0.0 < close < math.inf:
-            raise ValueError(f"{bar.symbol} bar at {ts}: close must be a positive finite price, got {close!r}")
+            raise ValueError(f"{bar.symbol} bar at {bar.ts_event}: close must be a positive finite price, "
+                             f"got {close!r}")
         if not volume >= 0.0:
-            raise ValueError(f"{bar.symbol} bar at {ts}: volume must be >= 0, got {volume!r}")
-        self._last_ts = ts
+            raise ValueError(f"{bar.symbol} bar at {bar.ts_event}: volume must be >= 0, got {volume!r}")
 
         closes = self._closes
         i = self._idx
@@ -206,7 +207,10 @@ class StreamingFeatures:
         self._idx = i + 1 if i + 1 < self._size else 0
         bars = self._bars = self._bars + 1
         if bars > 1:
-            self._logret.update(math.log(close / self._prev_close))
+            prev = self._prev_close
+            r = close / prev
+            # as in learning.regime: a difference of logs when the ratio under- or overflows
+            self._logret.update(math.log(r) if _MIN_RATIO <= r <= _MAX else math.log(close) - math.log(prev))
         self._prev_close = close
         rsi = self._rsi.update(close)
         hist = self._macd.update(close)
@@ -216,7 +220,9 @@ class StreamingFeatures:
             return None
 
         # closes[i - h] is h bars back: a negative index wraps around the ring (h < ring size).
-        out = {key: close / closes[i - h] - 1.0 for key, h in self._ret_keys}
+        out: dict[str, float] = {}
+        for key, h in self._ret_keys:  # a plain loop: a comprehension costs a frame per bar
+            out[key] = close / closes[i - h] - 1.0
         out["rsi"] = rsi  # type: ignore[assignment]  # all warm past warmup_bars
         out["macd_hist"] = hist  # type: ignore[assignment]
         out["bb_pct_b"] = pct_b  # type: ignore[assignment]

@@ -79,13 +79,14 @@ class OnlineLearner:
     -----
     Per bar (:meth:`on_bar`): first every pending sample that matured at this bar is learnt, then
     the new sample is queued and predicted. At most ``horizon_bars`` samples are pending. The
-    bar index counts accepted bars (also those without features), so the horizon is in bars.
-    A bar whose ``ts_event`` is not later than the last accepted one is ignored (returns ``None``).
-    The feature dicts are kept by reference until their label matures: do not mutate them.
+    bar index counts bars (also those without features), so the horizon is in bars. The caller
+    (the engine, see :mod:`core.bars`) guarantees strictly increasing ``ts_event``: duplicates and
+    out-of-order bars are dropped before they get here, so they are not checked again. The
+    feature dicts are kept by reference until their label matures: do not mutate them.
     Not thread-safe; one instance per symbol.
     """
 
-    __slots__ = ("config", "_model", "_pending", "_index", "_learned", "_last_ts", "_horizon", "_threshold")
+    __slots__ = ("config", "_model", "_pending", "_index", "_learned", "_horizon", "_threshold")
 
     def __init__(self, config: LearnerConfig | None = None) -> None:
         self.config = config = config if config is not None else LearnerConfig()
@@ -95,7 +96,6 @@ class OnlineLearner:
         self._pending: deque[tuple[int, dict[str, float], float]] = deque(maxlen=config.horizon_bars)
         self._index = -1
         self._learned = 0
-        self._last_ts: int | None = None
 
     @property
     def samples_learned(self) -> int:
@@ -118,8 +118,8 @@ class OnlineLearner:
         Parameters
         ----------
         bar : core.events.Bar
-            The bar just closed (its close, USD, labels matured samples and is stored with the
-            new one).
+            The bar just closed, later than the previous one (the engine guarantees it); its
+            close, USD, labels matured samples and is stored with the new one.
         features : dict of str to float or None
             Feature vector of this bar (e.g. from :class:`learning.features.StreamingFeatures`);
             ``None`` while features warm up: nothing is queued or predicted.
@@ -128,14 +128,8 @@ class OnlineLearner:
         -------
         float or None
             Probability in [0, 1] that ``close[t + horizon_bars] / close[t] - 1 > label_threshold``;
-            ``None`` without features, before ``min_samples`` labels were learnt, or for an
-            ignored (duplicate / out-of-order) bar.
+            ``None`` without features or before ``min_samples`` labels were learnt.
         """
-        ts = bar.ts_event
-        last = self._last_ts
-        if last is not None and ts <= last:
-            return None
-        self._last_ts = ts
         index = self._index = self._index + 1
         close = bar.close
         pending = self._pending
@@ -178,7 +172,6 @@ class OnlineLearner:
             "pending": list(self._pending),
             "index": self._index,
             "learned": self._learned,
-            "last_ts": self._last_ts,
         }
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -217,6 +210,5 @@ class OnlineLearner:
         pending = state["pending"]
         learner._pending = deque(pending, maxlen=max(config.horizon_bars, len(pending)))
         learner._index = state["index"]
-        learner._learned = state["learned"]
-        learner._last_ts = state["last_ts"]
+        learner._learned = state["learned"]  # a "last_ts" of older payloads is no longer needed
         return learner

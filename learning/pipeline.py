@@ -43,6 +43,12 @@ class SignalPipeline:
     ----------
     config
         See :class:`SignalConfig`.
+
+    Notes
+    -----
+    The engine is the one gate for bars (:mod:`core.bars`): it calls :meth:`on_bar` only with
+    sound bars and strictly increasing ``ts_event`` per symbol, and the components rely on it.
+    For such bars every feature, prediction and regime output is finite.
     """
 
     def __init__(self, config: SignalConfig) -> None:
@@ -60,7 +66,7 @@ class SignalPipeline:
             if regime is not s.current_regime:
                 change = (s.current_regime, regime)
                 s.current_regime = regime
-        if s.learner is not None:
+        if s.learner is not None and s.features is not None:  # both exist iff learner_enabled
             features = s.features.update(bar)
             s.last_features = features
             s.prediction = s.learner.on_bar(bar, features)

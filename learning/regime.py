@@ -7,6 +7,7 @@ The engine calls :meth:`RegimeDetector.update` once per bar and emits
 from __future__ import annotations
 
 import math
+import sys
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +16,16 @@ from core.events import Bar, RegimeChanged
 from core.indicators import EMA, EfficiencyRatio, RollingStats
 
 __all__ = ["RegimeConfig", "RegimeDetector"]
+
+_MIN_RATIO = sys.float_info.min
+"""Smallest normal float: a price ratio below it has underflowed (to 0, or lost precision)."""
+_MAX = sys.float_info.max
+# members bound once: an Enum attribute lookup costs ~60 ns, on every bar
+_UNKNOWN = Regime.UNKNOWN
+_HIGH_VOL_TRENDING = Regime.HIGH_VOL_TRENDING
+_LOW_VOL_TRENDING = Regime.LOW_VOL_TRENDING
+_HIGH_VOL_MEAN_REVERTING = Regime.HIGH_VOL_MEAN_REVERTING
+_LOW_VOL_SIDEWAYS = Regime.LOW_VOL_SIDEWAYS
 
 
 class RegimeConfig(BaseModel):
@@ -72,7 +83,8 @@ class RegimeDetector:
     * Volatility: ``sigma`` = sample std of the last ``volatility_period`` log returns,
       baseline ``B`` = EMA (span ``volatility_baseline_period``, SMA-seeded) of ``sigma``;
       high iff ``sigma / B >= high_vol_ratio`` (a zero baseline counts as ratio 1 when ``sigma``
-      is 0 too, infinite otherwise).
+      is 0 too, and as the largest float, ``sys.float_info.max``, otherwise: the reported ratio is
+      always finite).
     * trending & high -> HIGH_VOL_TRENDING, trending & low -> LOW_VOL_TRENDING,
       not trending & high -> HIGH_VOL_MEAN_REVERTING, otherwise LOW_VOL_SIDEWAYS;
       UNKNOWN for the first ``config.warmup_bars - 1`` bars.
@@ -80,8 +92,11 @@ class RegimeDetector:
       different classification must hold for ``min_bars_in_regime`` consecutive bars before the
       reported regime switches.
 
-    A bar whose ``ts_event`` is not later than the last accepted one is ignored (``changed``
-    becomes ``False``, the current regime is returned). Not thread-safe; one instance per symbol.
+    The caller (the engine, see :mod:`core.bars`) guarantees sound bars with strictly increasing
+    ``ts_event``: duplicates and out-of-order bars are dropped before they get here, so the
+    detector does not check again. Any positive finite closes keep every output finite (1-bar log
+    returns are taken as a difference of logs when the price ratio under- or overflows). Not
+    thread-safe; one instance per symbol.
     """
 
     __slots__ = (
@@ -90,7 +105,6 @@ class RegimeDetector:
         "_vol",
         "_baseline",
         "_prev_close",
-        "_last_ts",
         "_regime",
         "_previous",
         "_changed",
@@ -98,6 +112,9 @@ class RegimeDetector:
         "_candidate",
         "_streak",
         "_ratio",
+        "_trend_threshold",
+        "_high_vol_ratio",
+        "_min_bars",
     )
 
     def __init__(self, config: RegimeConfig | None = None) -> None:
@@ -105,6 +122,9 @@ class RegimeDetector:
         self._er = EfficiencyRatio(config.trend_period)
         self._vol = RollingStats(config.volatility_period)
         self._baseline = EMA(config.volatility_baseline_period)
+        self._trend_threshold = config.trend_threshold  # plain slots: read on every bar
+        self._high_vol_ratio = config.high_vol_ratio
+        self._min_bars = config.min_bars_in_regime
         self.reset()
 
     def reset(self) -> None:
@@ -113,7 +133,6 @@ class RegimeDetector:
         self._vol.reset()
         self._baseline.reset()
         self._prev_close: float | None = None
-        self._last_ts: int | None = None
         self._regime = Regime.UNKNOWN
         self._previous = Regime.UNKNOWN
         self._changed = False
@@ -158,7 +177,8 @@ class RegimeDetector:
         Parameters
         ----------
         bar : core.events.Bar
-            Next bar of this symbol (close > 0 USD).
+            Next bar of this symbol (close > 0 USD), later than the previous one (the engine
+            guarantees it).
 
         Returns
         -------
@@ -171,52 +191,51 @@ class RegimeDetector:
             If ``bar.close`` is not a positive finite number.
         """
         self._changed = False
-        ts = bar.ts_event
-        last = self._last_ts
-        if last is not None and ts <= last:
-            return self._regime
         close = bar.close
         if not 0.0 < close < math.inf:
-            raise ValueError(f"{bar.symbol} bar at {ts}: close must be a positive finite price, got {close!r}")
-        self._last_ts = ts
+            raise ValueError(f"{bar.symbol} bar at {bar.ts_event}: close must be a positive finite price, "
+                             f"got {close!r}")
 
         er = self._er.update(close)
         prev = self._prev_close
         self._prev_close = close
         if prev is None:
             return self._regime
+        r = close / prev
+        # log of a ratio that underflowed to 0 raises, one that overflowed is inf: then (prices
+        # ~1e300 apart, never within the bar gate) the difference of logs, finite for any prices
+        log_return = math.log(r) if _MIN_RATIO <= r <= _MAX else math.log(close) - math.log(prev)
         vol = self._vol
-        if vol.update(math.log(close / prev)) is None:
+        if vol.update(log_return) is None:
             return self._regime
         sigma = vol.std
         base = self._baseline.update(sigma)  # type: ignore[arg-type]  # warm
         if base is None or er is None:
             return self._regime
 
-        cfg = self.config
         if base > 0.0:
-            ratio = sigma / base  # type: ignore[operator]
-        else:
-            ratio = math.inf if sigma > 0.0 else 1.0  # type: ignore[operator]
+            ratio = sigma / base  # type: ignore[operator]  # <= 1 / alpha: base includes sigma
+        else:  # only if alpha * sigma underflowed; the largest float rather than inf: stays finite
+            ratio = _MAX if sigma > 0.0 else 1.0  # type: ignore[operator]
         self._ratio = ratio
-        high = ratio >= cfg.high_vol_ratio
-        if er >= cfg.trend_threshold:
-            raw = Regime.HIGH_VOL_TRENDING if high else Regime.LOW_VOL_TRENDING
+        high = ratio >= self._high_vol_ratio
+        if er >= self._trend_threshold:
+            raw = _HIGH_VOL_TRENDING if high else _LOW_VOL_TRENDING
         else:
-            raw = Regime.HIGH_VOL_MEAN_REVERTING if high else Regime.LOW_VOL_SIDEWAYS
+            raw = _HIGH_VOL_MEAN_REVERTING if high else _LOW_VOL_SIDEWAYS
         self._raw = raw
 
         current = self._regime
         if raw is current:
             self._streak = 0
             return current
-        if current is not Regime.UNKNOWN:
+        if current is not _UNKNOWN:
             if raw is self._candidate and self._streak:
                 self._streak += 1
             else:
                 self._candidate = raw
                 self._streak = 1
-            if self._streak < cfg.min_bars_in_regime:
+            if self._streak < self._min_bars:
                 return current
         self._previous = current
         self._regime = raw
@@ -232,4 +251,5 @@ class RegimeDetector:
         """
         if not self._changed:
             return None
-        return RegimeChanged(bar.symbol, self._previous, self._regime, bar.ts_event, bar.ts_init)
+        return RegimeChanged(symbol=bar.symbol, previous=self._previous, current=self._regime,
+                             ts_event=bar.ts_event, ts_init=bar.ts_init)

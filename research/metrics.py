@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["PerformanceMetrics", "compute_metrics", "drawdown_series", "monthly_returns"]
+__all__ = ["PerformanceMetrics", "compute_metrics", "daily_returns", "drawdown_series", "monthly_returns"]
 
 DAYS_PER_YEAR = 365.25
 """Length of a year in days used for the CAGR and for annualising turnover."""
@@ -116,13 +116,15 @@ class PerformanceMetrics:
         """Return a JSON-safe dict of the metrics.
 
         Timestamps become ISO-8601 strings; ``max_drawdown_duration`` becomes a string
-        (``str(Timedelta)``) and an extra key ``max_drawdown_duration_days`` holds total days as a
-        float; ``inf`` and ``nan`` become ``None``.
+        (``str(Timedelta)``) and extra keys ``max_drawdown_duration_days`` and
+        ``max_drawdown_duration_seconds`` hold it as numbers (float days, float seconds); ``inf``
+        and ``nan`` become ``None``.
 
         Returns
         -------
         dict[str, Any]
-            Keys are the field names plus ``max_drawdown_duration_days``.
+            Keys are the field names plus ``max_drawdown_duration_days`` and
+            ``max_drawdown_duration_seconds``.
         """
         out: dict[str, Any] = {}
         for field in fields(self):
@@ -132,6 +134,7 @@ class PerformanceMetrics:
             elif isinstance(value, pd.Timedelta):
                 out[field.name] = str(value)
                 out[f"{field.name}_days"] = value / pd.Timedelta(days=1)
+                out[f"{field.name}_seconds"] = value.total_seconds()
             elif isinstance(value, bool) or value is None:
                 out[field.name] = value
             elif isinstance(value, (int, np.integer)):
@@ -210,7 +213,7 @@ def _max_drawdown_duration(values: pd.Series) -> pd.Timedelta:
 
 def _daily_closes(values: pd.Series) -> pd.Series:
     """Return the last value of each UTC calendar day that has data."""
-    return values.groupby(values.index.normalize()).last()
+    return values.groupby(pd.DatetimeIndex(values.index).normalize()).last()
 
 
 def _ratio_or_none(numerator: float, denominator: float) -> float | None:
@@ -417,7 +420,7 @@ def monthly_returns(equity: pd.Series) -> pd.DataFrame:
     (0.1, 0.1)
     """
     values = _check_equity(equity)
-    idx = values.index
+    idx = pd.DatetimeIndex(values.index)
     month_end = values.groupby([idx.year, idx.month]).last()
     previous = month_end.shift(1)
     previous.iloc[0] = values.iloc[0]
@@ -428,3 +431,36 @@ def monthly_returns(equity: pd.Series) -> pd.DataFrame:
     table.index.name = "year"
     table.columns.name = "month"
     return table.astype(float)
+
+
+def daily_returns(equity: pd.Series) -> pd.Series:
+    """Return the daily returns the return-based metrics use.
+
+    The curve is reduced to the last value of each UTC calendar day that has data (days without
+    data are skipped, not filled) and ``pct_change`` is taken; these are exactly the returns
+    behind ``volatility``, ``sharpe`` and ``sortino`` of :func:`compute_metrics`.
+
+    Parameters
+    ----------
+    equity : pd.Series
+        Equity in USD on a strictly increasing tz-aware DatetimeIndex, positive at the start.
+
+    Returns
+    -------
+    pd.Series
+        Fractions indexed by UTC midnight of each day after the first day with data (one fewer
+        than the number of days with data), named ``returns``.
+
+    Raises
+    ------
+    ValueError
+        Same conditions as :func:`drawdown_series`.
+
+    Examples
+    --------
+    >>> idx = pd.DatetimeIndex(["2024-01-01 10:00", "2024-01-01 15:00", "2024-01-03 15:00"], tz="UTC")
+    >>> daily_returns(pd.Series([100.0, 110.0, 99.0], index=idx)).round(4).tolist()
+    [-0.1]
+    """
+    values = _check_equity(equity)
+    return _daily_closes(values).pct_change().iloc[1:].rename("returns")

@@ -1,74 +1,283 @@
-"""Write a replay's output folder: metrics.json, trades.csv, orders.csv, fills.csv, equity.csv and
-report.html. CSV times are ISO-8601 UTC; money USD; fractions, not percent."""
+"""Write a replay's output folder: metrics.json, equity.csv, trades.csv, fills.csv, orders.csv,
+positions.csv, breakers.csv, schema.json and report.html. CSV times are ISO-8601 UTC; money USD;
+fractions, not percent. ``schema.json`` (:mod:`research.output_schema`) documents every column."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from backtest.replay import ReplayResult
-from research.benchmark import buy_and_hold
-from research.frames import closes_series, equity_frame, fills_frame, orders_frame, trades_frame
+from core.enums import TradingState
+from research.benchmark import NONE, BenchmarkCurve, benchmark_curve
+from research.frames import (closes_series, equity_frame, fills_frame, linked_trades_frame, orders_frame,
+                             positions_frame)
 from research.metrics import PerformanceMetrics, compute_metrics
+from research.output_schema import schema_document
 from research.report import write_report
+from research.state_history import state_changes_frame, state_spells
+from research.trade_stats import CostTotals, cost_totals, trade_summary
+
+__all__ = ["OUTPUT_FILES", "ReplaySummary", "StateHistory", "duration_dict", "summarize", "write_outputs"]
+
+OUTPUT_FILES = ("metrics.json", "equity.csv", "trades.csv", "fills.csv", "orders.csv", "positions.csv",
+                "breakers.csv", "schema.json", "report.html")
+"""Every file a replay writes (report.html only when asked)."""
+_ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+@dataclass(frozen=True)
+class StateHistory:
+    """The trading-state story of a run, for metrics.json and the CLI summary.
+
+    Attributes
+    ----------
+    changes : pd.DataFrame
+        Every change (columns time (UTC), previous, current, reason), as in ``breakers.csv``.
+    final : TradingState
+        State at the end.
+    reason : str
+        Why it is in ``final``.
+    since : pd.Timestamp or None
+        When the final non-ACTIVE state was entered (UTC); ``None`` when ACTIVE at the end.
+    time_in : dict[str, pd.Timedelta]
+        Replay time spent ``"reducing"`` and ``"halted"``.
+    span : pd.Timedelta
+        Length of the run (first to last equity point).
+    """
+
+    changes: pd.DataFrame
+    final: TradingState
+    reason: str
+    since: pd.Timestamp | None
+    time_in: dict[str, pd.Timedelta]
+    span: pd.Timedelta
 
 
 @dataclass(frozen=True)
 class ReplaySummary:
-    """Strategy and buy-and-hold metrics of one replay, plus where the files went."""
+    """Strategy and benchmark metrics of one replay, its costs and trading-state history, plus
+    where the files went.
+
+    ``benchmark`` is ``None`` with the ``none`` benchmark. ``files`` lists the files written
+    (empty when nothing was written).
+    """
 
     metrics: PerformanceMetrics
-    benchmark: PerformanceMetrics
+    benchmark: PerformanceMetrics | None
     out_dir: Path | None
+    benchmark_name: str = NONE
+    benchmark_label: str = NONE
+    benchmark_rule: str = ""
+    costs: CostTotals = CostTotals(0.0, 0.0, 0)
+    state: StateHistory | None = None
+    files: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the metrics as stored with the run: ``strategy`` and ``benchmark`` (JSON-safe
+        metric dicts, ``benchmark`` ``None`` without one) and ``benchmark_name``."""
+        return {"strategy": self.metrics.to_dict(),
+                "benchmark": self.benchmark.to_dict() if self.benchmark is not None else None,
+                "benchmark_name": self.benchmark_name}
 
 
-def _iso(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    frame = frame.copy()
-    for column in columns:
-        frame[column] = frame[column].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return frame
+def duration_dict(value: pd.Timedelta, span: pd.Timedelta | None = None) -> dict[str, Any]:
+    """Return a duration as numbers and text: ``seconds``, ``days`` (floats), ``text`` and, with
+    ``span``, ``fraction`` (of the span; ``None`` when the span is 0).
+
+    Examples
+    --------
+    >>> duration_dict(pd.Timedelta(hours=36), pd.Timedelta(days=3))
+    {'seconds': 129600.0, 'days': 1.5, 'text': '1 days 12:00:00', 'fraction': 0.5}
+    """
+    out: dict[str, Any] = {"seconds": value.total_seconds(), "days": value / pd.Timedelta(days=1), "text": str(value)}
+    if span is not None:
+        out["fraction"] = value / span if span > pd.Timedelta(0) else None
+    return out
+
+
+def _state_history(result: ReplayResult, start: pd.Timestamp, end: pd.Timestamp) -> StateHistory:
+    changes = state_changes_frame(result.state_changes)
+    time_in = {TradingState.REDUCING.value: pd.Timedelta(0), TradingState.HALTED.value: pd.Timedelta(0)}
+    for spell in state_spells(result.state_changes, end):
+        time_in[spell.state.value] += max(pd.Timedelta(0), min(spell.end, end) - max(spell.start, start))
+    since = None
+    final = result.trading_state
+    if final is not TradingState.ACTIVE:
+        entered = changes[(changes["current"] == final.value) & (changes["previous"] != final.value)]
+        since = entered["time"].iloc[-1] if len(entered) else start  # restored in that state: since the start
+    return StateHistory(changes, final, result.trading_state_reason, since, time_in, end - start)
 
 
 @dataclass(frozen=True)
 class _Computed:
     summary: ReplaySummary
-    frames: dict[str, pd.DataFrame]  # equity, trades, fills, orders
+    frames: dict[str, pd.DataFrame]  # equity, trades, fills, orders, positions
     equity: pd.Series  # USD on the bar-end UTC index
-    benchmark: pd.Series  # USD, same index
+    exposure: pd.Series  # fraction, same index
+    benchmark: BenchmarkCurve | None
     closes: dict[str, pd.Series]
 
 
-def summarize(result: ReplayResult) -> ReplaySummary:
-    """Compute metrics for the strategy and for equal-weight buy-and-hold of the same symbols."""
-    return _compute(result).summary
-
-
-def _compute(result: ReplayResult) -> _Computed:
-    frames = {"equity": equity_frame(result), "trades": trades_frame(result), "fills": fills_frame(result),
-              "orders": orders_frame(result)}
+def _compute(result: ReplayResult, benchmark: str | None) -> _Computed:
+    frames = {"equity": equity_frame(result), "trades": linked_trades_frame(result), "fills": fills_frame(result),
+              "orders": orders_frame(result), "positions": positions_frame(result)}
     eq = frames["equity"]
     equity = pd.Series(eq["equity"].to_numpy(), index=pd.DatetimeIndex(eq["time"]), name="equity")
-    exposure = pd.Series(eq["exposure"].to_numpy(), index=equity.index)
+    exposure = pd.Series(eq["exposure"].to_numpy(), index=equity.index, name="exposure")
     metrics = compute_metrics(equity, trades=frames["trades"], fills=frames["fills"], exposure=exposure)
     closes = closes_series(result)
-    benchmark = buy_and_hold(closes, result.starting_cash, equity.index)
-    benchmark_metrics = compute_metrics(benchmark, exposure=pd.Series(1.0, index=benchmark.index))
-    return _Computed(ReplaySummary(metrics, benchmark_metrics, None), frames, equity, benchmark, closes)
+    curve = benchmark_curve(benchmark, closes, result.starting_cash, pd.DatetimeIndex(equity.index))
+    # the benchmark's own exposure: cash waiting for a later-starting symbol is not invested
+    bench_metrics = compute_metrics(curve.equity, exposure=curve.exposure) if curve is not None else None
+    state = _state_history(result, equity.index[0], equity.index[-1])
+    summary = ReplaySummary(metrics, bench_metrics, None, curve.name if curve else NONE,
+                            curve.label if curve else NONE, curve.rule if curve else "",
+                            cost_totals(frames["fills"]), state)
+    return _Computed(summary, frames, equity, exposure, curve, closes)
 
 
-def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict, report: bool = True) -> ReplaySummary:
+def summarize(result: ReplayResult, benchmark: str | None = None) -> ReplaySummary:
+    """Compute the metrics of the strategy and of a benchmark, costs and trading-state history.
+
+    Parameters
+    ----------
+    result : ReplayResult
+        A finished replay.
+    benchmark : str, optional
+        Benchmark name (:func:`research.benchmark.resolve_benchmark`); default SPY buy-and-hold
+        when SPY is in the data, else equal weight rebalanced monthly.
+
+    Returns
+    -------
+    ReplaySummary
+        With ``out_dir`` ``None`` and no files.
+
+    Raises
+    ------
+    research.benchmark.BenchmarkError
+        For an unknown benchmark or a benchmark symbol not in the data.
+    """
+    return _compute(result, benchmark).summary
+
+
+def _iso(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    frame = frame.copy()
+    for column in columns:
+        frame[column] = frame[column].dt.strftime(_ISO)
+    return frame
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN/inf floats as ``None`` (metrics.json is strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _trade_stats(trades: pd.DataFrame) -> dict[str, Any]:
+    stats = trade_summary(trades)
+    out: dict[str, Any] = {"trades": stats.trades, "winners": stats.winners, "losers": stats.losers,
+                           "avg_win": stats.avg_win, "avg_loss": stats.avg_loss, "payoff_ratio": stats.payoff_ratio,
+                           "largest_win": stats.largest_win, "largest_loss": stats.largest_loss}
+    for name in ("avg_holding", "avg_holding_win", "avg_holding_loss"):
+        value = getattr(stats, name)
+        out[name] = duration_dict(value) if value is not None else None
+    return out
+
+
+def _payload(result: ReplayResult, computed: _Computed, run_info: dict[str, Any]) -> dict[str, Any]:
+    summary = computed.summary
+    state = summary.state
+    assert state is not None  # always set by _compute
+    costs = summary.costs
+    changes = state.changes
+    return _finite({
+        "run": {**run_info, "symbols": list(result.symbols), "benchmark": summary.benchmark_name},
+        "strategy": summary.metrics.to_dict(),
+        "benchmark": summary.benchmark.to_dict() if summary.benchmark is not None else None,
+        "benchmark_name": summary.benchmark_name, "benchmark_label": summary.benchmark_label,
+        "benchmark_rule": summary.benchmark_rule,
+        "exposure": {"strategy": summary.metrics.exposure,
+                     "benchmark": summary.benchmark.exposure if summary.benchmark is not None else None},
+        "costs": {"commission": costs.commission, "slippage": costs.slippage, "total": costs.total,
+                  "fills": costs.fills},
+        "trading_state": state.final.value, "trading_state_reason": state.reason,
+        "trading_state_since": state.since.strftime(_ISO) if state.since is not None else None,
+        "state_changes": [{"time": t.strftime(_ISO), "previous": p, "current": c, "reason": r}
+                          for t, p, c, r in zip(changes["time"], changes["previous"], changes["current"],
+                                                changes["reason"])],
+        "time_in_state": {name: duration_dict(spent, state.span) for name, spent in state.time_in.items()},
+        "trade_stats": _trade_stats(computed.frames["trades"]),
+        "orders": {"denied": result.denied, "denied_while_halted": result.denied_while_halted,
+                   "rejected": result.rejected},
+        "open_positions": len(computed.frames["positions"]),
+        "bars": result.bars, "dropped_bars": result.dropped_bars, "strategy_enabled": result.strategy_enabled,
+    })
+
+
+def _remove_leftovers(out_dir: Path, written: set[str]) -> None:
+    """Remove temporary files of an earlier, killed run and outputs of an earlier run this run
+    does not rewrite (a stale report.html would describe another run)."""
+    for path in out_dir.iterdir():
+        name = path.name
+        stale_tmp = (name.startswith(".") and name.endswith(".tmp")) or name == "report.html.tmp"
+        if (stale_tmp or (name in OUTPUT_FILES and name not in written)) and path.is_file():
+            path.unlink(missing_ok=True)
+
+
+def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict[str, Any], report: bool = True,
+                  benchmark: str | None = None) -> ReplaySummary:
     """Write every output file of ``result`` into ``out_dir`` (created if missing).
 
-    Files are written to temporary names and renamed at the end, so an interrupted run never
-    leaves a half-written file under a final name.
+    Data files are written to hidden temporary names (``.<name>.tmp``) and renamed together at the
+    end, then the report (which makes its own temporary file), so an interrupted run never leaves
+    a half-written file under a final name. Temporary files left by a killed earlier run, and an
+    earlier run's outputs this run does not write (``report.html`` with ``report=False``), are
+    removed first.
+
+    Parameters
+    ----------
+    result : ReplayResult
+        A finished replay.
+    out_dir : Path
+        Output folder.
+    run_info : dict
+        Run information (id, strategy, params, settings, hashes) for metrics.json and the report;
+        ``symbols`` and ``benchmark`` are set from the run.
+    report : bool, default True
+        Also write ``report.html``.
+    benchmark : str, optional
+        Benchmark name (see :func:`summarize`).
+
+    Returns
+    -------
+    ReplaySummary
+        With ``out_dir`` and ``files`` set.
+
+    Raises
+    ------
+    research.benchmark.BenchmarkError
+        For an unknown benchmark or a benchmark symbol not in the data (before anything is written).
+    OSError
+        If a file cannot be written.
     """
+    computed = _compute(result, benchmark)
+    summary, frames, curve = computed.summary, computed.frames, computed.benchmark
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    computed = _compute(result)
-    summary, frames, benchmark = computed.summary, computed.frames, computed.benchmark
+    files = [name for name in OUTPUT_FILES if report or name != "report.html"]
+    _remove_leftovers(out_dir, set(files))
     pending: list[tuple[Path, Path]] = []
 
     def target(name: str) -> Path:
@@ -78,19 +287,26 @@ def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict, report: b
         return tmp
 
     eq = frames["equity"].copy()
-    eq["benchmark"] = benchmark.to_numpy()
+    if curve is not None:
+        eq["benchmark"] = curve.equity.to_numpy()
+        eq["benchmark_exposure"] = curve.exposure.to_numpy()
     _iso(eq, ["time"]).to_csv(target("equity.csv"), index=False)
     _iso(frames["trades"], ["entry_time", "exit_time"]).to_csv(target("trades.csv"), index=False)
     _iso(frames["fills"], ["time"]).to_csv(target("fills.csv"), index=False)
     _iso(frames["orders"], ["created_time", "updated_time"]).to_csv(target("orders.csv"), index=False)
-    payload = {"run": run_info, "strategy": summary.metrics.to_dict(), "buy_and_hold": summary.benchmark.to_dict(),
-               "bars": result.bars, "trading_state": result.trading_state.value,
-               "strategy_enabled": result.strategy_enabled}
-    target("metrics.json").write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
-    if report:
-        write_report(target("report.html"), computed.equity, benchmark, summary.metrics, summary.benchmark,
-                     frames["trades"], computed.closes, title=f"tradingd replay: {result.strategy_id}",
-                     run_info=run_info)
+    _iso(frames["positions"], ["entry_time"]).to_csv(target("positions.csv"), index=False)
+    assert summary.state is not None
+    _iso(summary.state.changes, ["time"]).to_csv(target("breakers.csv"), index=False)
+    target("schema.json").write_text(json.dumps(schema_document(files), indent=2))
+    payload = _payload(result, computed, run_info)
+    target("metrics.json").write_text(json.dumps(payload, indent=2, sort_keys=True, default=str, allow_nan=False))
     for tmp, final in pending:
-        tmp.replace(final)
-    return ReplaySummary(summary.metrics, summary.benchmark, out_dir)
+        os.replace(tmp, final)
+    if report:
+        write_report(out_dir / "report.html", computed.equity, curve.equity if curve else None, summary.metrics,
+                     summary.benchmark, frames["trades"], computed.closes,
+                     title=f"tradingd replay: {result.strategy_id}", run_info=payload["run"], fills=frames["fills"],
+                     exposure=computed.exposure, state_changes=result.state_changes, positions=result.positions,
+                     benchmark_name=summary.benchmark_label)
+    return ReplaySummary(summary.metrics, summary.benchmark, out_dir, summary.benchmark_name, summary.benchmark_label,
+                         summary.benchmark_rule, summary.costs, summary.state, tuple(files))

@@ -1,287 +1,37 @@
-"""Self-contained HTML report of one replay: metrics table and plotly charts, no network access.
+"""Self-contained HTML tear sheet of one replay: metrics, charts and tables, no network access.
 
 The file embeds plotly.js once (inline, about 4.8 MB) so it opens offline; every curve longer than
-:data:`MAX_PLOT_POINTS` is decimated with a min/max-per-bucket scheme (keeps first, last and every
-bucket's extremes, so drawdown troughs and price spikes stay visible) to keep the file small and
-fast to write. Timestamps are plotted in UTC.
+:data:`MAX_PLOT_POINTS` is decimated (:func:`downsample`) to keep the file small and fast to write.
+Timestamps are shown in UTC. The parts live in :mod:`research.reports` (formatting, figures,
+tables, page) and the statistics in :mod:`research.tearsheet` and :mod:`research.trade_stats`.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
-from research.metrics import PerformanceMetrics, drawdown_series, monthly_returns
+from core.events import TradingStateChanged
+from core.portfolio import Position
+from research.metrics import PerformanceMetrics, daily_returns
+from research.reports import charts, tables
+from research.reports.page import Section, render_page
+from research.reports.plotting import MAX_PLOT_POINTS, Figure, downsample, render
+from research.reports.tables import format_metrics_table
+from research.state_history import state_changes_frame, state_spells
+from research.tearsheet import ROLLING_WINDOW, drawdown_periods, relative_stats
+from research.trade_stats import cost_totals, open_positions_frame, symbol_pnl, trade_summary
 
-__all__ = ["MAX_PLOT_POINTS", "downsample", "format_metrics_table", "write_report"]
+__all__ = ["MAX_PLOT_POINTS", "WORST_DRAWDOWNS", "downsample", "format_metrics_table", "write_report"]
 
-MAX_PLOT_POINTS = 5000
-"""Largest number of points plotted per curve; longer curves are decimated by :func:`downsample`."""
-NOT_AVAILABLE = "n/a"
-_TRADE_LABELS = frozenset({"Win rate", "Profit factor", "Expectancy", "Trades"})
-_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-_PLOT_CONFIG = {"displaylogo": False, "responsive": True}
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _fmt_pct(value: float | None) -> str:
-    if _is_missing(value):
-        return NOT_AVAILABLE
-    if math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    return f"{value * 100:.2f}%"
-
-
-def _fmt_num(value: float | None) -> str:
-    if _is_missing(value):
-        return NOT_AVAILABLE
-    if math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    return f"{value:.2f}"
-
-
-def _fmt_usd(value: float | None) -> str:
-    if _is_missing(value) or math.isinf(value):
-        return NOT_AVAILABLE
-    sign = "-" if value < 0 else ""
-    return f"{sign}${abs(value):,.2f}"
-
-
-def _fmt_duration(value: pd.Timedelta | None) -> str:
-    if value is None or pd.isna(value):
-        return NOT_AVAILABLE
-    minutes = int(value / pd.Timedelta(minutes=1))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {minutes}m"
-
-
-def _metric_cells(m: PerformanceMetrics) -> dict[str, str]:
-    return {
-        "Total return": _fmt_pct(m.total_return),
-        "CAGR": _fmt_pct(m.cagr),
-        "Volatility": _fmt_pct(m.volatility),
-        "Sharpe": _fmt_num(m.sharpe),
-        "Sortino": _fmt_num(m.sortino),
-        "Calmar": _fmt_num(m.calmar),
-        "Max drawdown": _fmt_pct(m.max_drawdown),
-        "Max DD duration": _fmt_duration(m.max_drawdown_duration),
-        "Win rate": _fmt_pct(m.win_rate),
-        "Profit factor": _fmt_num(m.profit_factor),
-        "Expectancy": _fmt_usd(m.expectancy),
-        "Exposure": _fmt_pct(m.exposure),
-        "Turnover": _fmt_num(m.turnover),
-        "Trades": str(int(m.trades)),
-    }
-
-
-def format_metrics_table(
-    metrics: PerformanceMetrics, benchmark_metrics: PerformanceMetrics | None = None
-) -> list[tuple[str, str, str]]:
-    """Return display rows ``(label, strategy, benchmark)`` of the headline metrics.
-
-    Fractions are shown as percentages with 2 decimals (``0.2134`` -> ``"21.34%"``), ratios with 2
-    decimals, ``Expectancy`` in USD (``"$12.50"``), ``Max DD duration`` as ``"3d 4h"`` or
-    ``"2h 0m"``, turnover as times per year. ``None`` shows as ``"n/a"`` and ``inf`` as ``"∞"``.
-    The benchmark's trade statistics (win rate, profit factor, expectancy, trades) are always
-    ``"n/a"``.
-
-    Parameters
-    ----------
-    metrics : PerformanceMetrics
-        Metrics of the strategy.
-    benchmark_metrics : PerformanceMetrics, optional
-        Metrics of the buy-and-hold benchmark; without it the benchmark column is all ``"n/a"``.
-
-    Returns
-    -------
-    list[tuple[str, str, str]]
-        14 rows in the order Total return, CAGR, Volatility, Sharpe, Sortino, Calmar, Max drawdown,
-        Max DD duration, Win rate, Profit factor, Expectancy, Exposure, Turnover, Trades.
-    """
-    strategy = _metric_cells(metrics)
-    bench = _metric_cells(benchmark_metrics) if benchmark_metrics is not None else {}
-    rows = []
-    for label, value in strategy.items():
-        other = NOT_AVAILABLE if label in _TRADE_LABELS else bench.get(label, NOT_AVAILABLE)
-        rows.append((label, value, other))
-    return rows
-
-
-def downsample(series: pd.Series, max_points: int = MAX_PLOT_POINTS) -> pd.Series:
-    """Return at most about ``max_points`` points of ``series`` for plotting.
-
-    The series is cut into ``(max_points - 2) // 2`` equal-count buckets; the first point, the
-    last point and each bucket's minimum and maximum are kept, in time order (min/max decimation).
-    NaN values are dropped first. Shorter series are returned unchanged (minus NaN).
-
-    Parameters
-    ----------
-    series : pd.Series
-        Numeric values on a sorted index.
-    max_points : int, default :data:`MAX_PLOT_POINTS`
-        Target size, at least 4.
-
-    Returns
-    -------
-    pd.Series
-        A subset of ``series`` (same index labels and values), at most ``max_points`` long.
-
-    Raises
-    ------
-    ValueError
-        If ``max_points < 4``.
-
-    Examples
-    --------
-    >>> s = pd.Series(np.arange(10_000.0))
-    >>> small = downsample(s, 100)
-    >>> len(small) <= 100, float(small.iloc[0]), float(small.iloc[-1])
-    (True, 0.0, 9999.0)
-    """
-    if max_points < 4:
-        raise ValueError(f"max_points must be at least 4, got {max_points}")
-    clean = series.dropna()
-    n = len(clean)
-    if n <= max_points:
-        return clean
-    buckets = (max_points - 2) // 2
-    values = clean.to_numpy(dtype=float)
-    bucket = (np.arange(n) * buckets) // n
-    order = np.lexsort((values, bucket))  # by bucket, then by value within the bucket
-    firsts = np.searchsorted(bucket, np.arange(buckets), side="left")
-    lasts = np.searchsorted(bucket, np.arange(buckets), side="right") - 1
-    keep = np.unique(np.concatenate(([0, n - 1], order[firsts], order[lasts])))
-    return clean.iloc[keep]
-
-
-def _plot_times(index: pd.Index) -> list[str]:
-    """Return compact naive-UTC time strings for plotly (shown as-is, whatever the browser zone).
-
-    ``"2024-01-02 15:30"`` (or with seconds when any are non-zero) is about a third shorter in the
-    file than plotly's default ISO microsecond encoding.
-    """
-    idx = pd.DatetimeIndex(index)
-    if idx.tz is not None:
-        idx = idx.tz_convert("UTC").tz_localize(None)
-    fmt = "%Y-%m-%d %H:%M" if (idx.second == 0).all() else "%Y-%m-%d %H:%M:%S"
-    return list(idx.strftime(fmt))
-
-
-def _layout(fig: go.Figure, title: str, yaxis: dict[str, Any] | None = None, height: int = 420) -> go.Figure:
-    fig.update_layout(
-        title=title,
-        template="plotly_white",
-        height=height,
-        margin={"l": 60, "r": 20, "t": 50, "b": 40},
-        hovermode="x unified",
-        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
-        yaxis=yaxis or {},
-        xaxis={"title": "time (UTC)"},
-    )
-    return fig
-
-
-def _equity_figure(equity: pd.Series, benchmark: pd.Series | None) -> go.Figure:
-    fig = go.Figure()
-    shown = downsample(equity)
-    fig.add_trace(go.Scatter(x=_plot_times(shown.index), y=shown.to_numpy(), name="Strategy", mode="lines"))
-    if benchmark is not None and len(benchmark):
-        shown = downsample(benchmark)
-        fig.add_trace(
-            go.Scatter(x=_plot_times(shown.index), y=shown.to_numpy(), name="Buy & hold", mode="lines")
-        )
-    # a long replay can span orders of magnitude: a log axis keeps both curves readable
-    values = pd.concat([equity, benchmark]) if benchmark is not None else equity
-    log = bool(values.min() > 0 and values.max() / values.min() > 10)
-    axis = {"title": "USD (log scale)" if log else "USD", "tickprefix": "$", "type": "log" if log else "linear"}
-    return _layout(fig, "Equity (USD)", axis)
-
-
-def _drawdown_figure(equity: pd.Series, benchmark: pd.Series | None) -> go.Figure:
-    fig = go.Figure()
-    shown = downsample(drawdown_series(equity))
-    fig.add_trace(
-        go.Scatter(
-            x=_plot_times(shown.index), y=shown.to_numpy(), name="Strategy", mode="lines",
-            fill="tozeroy", hovertemplate="%{y:.2%}",
-        )
-    )
-    if benchmark is not None and len(benchmark) and benchmark.iloc[0] > 0:
-        shown = downsample(drawdown_series(benchmark))
-        fig.add_trace(
-            go.Scatter(
-                x=_plot_times(shown.index), y=shown.to_numpy(), name="Buy & hold", mode="lines",
-                hovertemplate="%{y:.2%}",
-            )
-        )
-    return _layout(fig, "Drawdown", {"title": "drawdown", "tickformat": ".0%"}, height=320)
-
-
-def _monthly_figure(equity: pd.Series) -> go.Figure:
-    table = monthly_returns(equity)
-    yearly = (1.0 + table).prod(axis=1, min_count=1) - 1.0
-    z = np.column_stack([table.to_numpy(), yearly.to_numpy()]) * 100.0
-    text = [["" if np.isnan(v) else f"{v:+.1f}%" for v in row] for row in z]
-    fig = go.Figure(
-        go.Heatmap(
-            z=z, x=[*_MONTHS, "Year"], y=[str(y) for y in table.index], text=text,
-            texttemplate="%{text}", colorscale="RdYlGn", zmid=0.0, hoverongaps=False,
-            hovertemplate="%{y} %{x}: %{text}<extra></extra>", colorbar={"ticksuffix": "%"},
-        )
-    )
-    fig.update_layout(
-        title="Monthly returns (UTC months; Year = compounded)", template="plotly_white",
-        height=max(220, 90 + 40 * len(table)), margin={"l": 60, "r": 20, "t": 50, "b": 40},
-        yaxis={"autorange": "reversed", "type": "category"},
-    )
-    return fig
-
-
-def _marker_trace(frame: pd.DataFrame, time_col: str, price_col: str, name: str, symbol: str,
-                  color: str, text: list[str]) -> go.Scatter:
-    return go.Scatter(
-        x=_plot_times(pd.DatetimeIndex(frame[time_col])), y=frame[price_col].astype(float).to_numpy(),
-        mode="markers", name=name, text=text, hovertemplate="%{text}<extra></extra>",
-        marker={"symbol": symbol, "color": color, "size": 9, "line": {"width": 1, "color": "#333"}},
-    )
-
-
-def _price_figure(symbol: str, close: pd.Series, trades: pd.DataFrame | None) -> go.Figure:
-    fig = go.Figure()
-    shown = downsample(close.astype(float))
-    fig.add_trace(go.Scatter(x=_plot_times(shown.index), y=shown.to_numpy(), name="Close", mode="lines",
-                             line={"color": "#555", "width": 1}))
-    if trades is not None and len(trades):
-        mine = trades[trades["symbol"] == symbol]
-        long = mine["side"].astype(str).str.lower() == "buy"
-        for mask, name, marker, color in ((long, "Long entry", "triangle-up", "#1a9850"),
-                                          (~long, "Short entry", "triangle-down", "#d73027")):
-            part = mine[mask]
-            if len(part):
-                text = [f"{name}: {q:g} @ {p:,.2f}" for q, p in zip(part["quantity"], part["entry_price"])]
-                fig.add_trace(_marker_trace(part, "entry_time", "entry_price", name, marker, color, text))
-        win = mine["pnl"].astype(float) > 0
-        for mask, name, color in ((win, "Exit (win)", "#1a9850"), (~win, "Exit (loss)", "#d73027")):
-            part = mine[mask]
-            if len(part):
-                text = [f"{name}: @ {p:,.2f}, pnl {pnl:+,.2f} USD ({reason})"
-                        for p, pnl, reason in zip(part["exit_price"], part["pnl"], part["exit_reason"])]
-                fig.add_trace(_marker_trace(part, "exit_time", "exit_price", name, "x", color, text))
-    return _layout(fig, f"{symbol}: close and trades", {"title": "USD"})
+WORST_DRAWDOWNS = 5
+"""Number of drawdown spells listed in the worst-drawdowns table."""
 
 
 def _slug(text: str) -> str:
@@ -294,17 +44,24 @@ def _info_value(value: Any) -> str:
     return str(value)
 
 
-_CSS = """
-body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 24px auto;
-       max-width: 1200px; color: #222; }
-h1 { margin-bottom: 4px; } h2 { margin-top: 32px; }
-table { border-collapse: collapse; margin: 8px 0; }
-th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }
-th { background: #f4f4f4; }
-#metrics-table td:nth-child(n+2) { text-align: right; font-variant-numeric: tabular-nums; }
-.muted { color: #777; font-size: 90%; }
-code { word-break: break-all; }
-"""
+class _Charts:
+    """Renders figures to HTML; only the first one carries plotly.js (inline, exactly once)."""
+
+    def __init__(self) -> None:
+        self._first = True
+
+    def __call__(self, fig: Figure, div_id: str) -> str:
+        out = render(fig, div_id, include_plotlyjs=self._first)
+        self._first = False
+        return out
+
+
+def _note(text: str) -> str:
+    return f'<p class="muted">{html.escape(text)}</p>'
+
+
+def _grid(*parts: str) -> str:
+    return '<div class="grid">' + "".join(f"<div>{p}</div>" for p in parts) + "</div>"
 
 
 def write_report(
@@ -317,16 +74,30 @@ def write_report(
     closes: dict[str, pd.Series] | None,
     title: str,
     run_info: dict[str, Any] | None = None,
+    *,
+    fills: pd.DataFrame | None = None,
+    exposure: pd.Series | None = None,
+    state_changes: Sequence[TradingStateChanged] | None = None,
+    positions: Mapping[str, Position] | None = None,
+    benchmark_name: str = "Buy & hold",
 ) -> Path:
-    """Write a self-contained HTML report of a replay and return its path.
+    """Write a self-contained HTML tear sheet of a replay and return its path.
 
-    Sections: header (title, period, ``run_info`` key/values), metrics table strategy vs buy-and-hold
-    (``id="metrics-table"``, rows from :func:`format_metrics_table`), equity vs benchmark chart
-    (``id="equity-chart"``), drawdown chart (``id="drawdown-chart"``), monthly returns heat map in %
-    (``id="monthly-returns"``) and one close-price chart per symbol with trade markers
-    (``id="price-<symbol>"``: triangle-up long entries, triangle-down short entries, x exits
-    coloured by win/loss). plotly.js is embedded inline exactly once; nothing is loaded from the
-    network. Curves longer than :data:`MAX_PLOT_POINTS` are decimated with :func:`downsample`.
+    Sections, in order (each a ``<section>`` with an ``<h2>`` and listed in an index at the top):
+    Metrics (headline table strategy vs benchmark ``id="metrics-table"``, alpha/beta/correlation
+    ``id="relative-table"``), Equity (``id="equity-chart"``, with REDUCING/HALTED bands and a
+    marker per trading-state change), Drawdown (``id="drawdown-chart"``), Worst drawdowns (the
+    :data:`WORST_DRAWDOWNS` deepest, ``id="drawdowns-table"``), Monthly returns
+    (``id="monthly-returns"``), Yearly returns (``id="yearly-returns"``), Daily returns
+    (histogram, ``id="daily-returns"``), Rolling Sharpe and Rolling volatility (over
+    :data:`research.tearsheet.ROLLING_WINDOW` daily returns, ``id="rolling-sharpe"``,
+    ``id="rolling-volatility"``), Exposure (``id="exposure-chart"``), Trading-state changes
+    (``id="breaker-events"``), Trade statistics (``id="trade-stats"``), Costs
+    (``id="costs-table"``), P&L by symbol (``id="symbol-pnl"``), Positions open at the end
+    (``id="open-positions"``), Trades (sortable list ``id="trade-list"``) and Prices and trades
+    (one chart per symbol, ``id="price-<symbol>"``, log axis when a price spans > 10x). Tables
+    with ``class="sortable"`` sort by a clicked header. plotly.js is embedded inline exactly once;
+    nothing is loaded from the network.
 
     Parameters
     ----------
@@ -337,14 +108,15 @@ def write_report(
     equity : pd.Series
         Strategy equity in USD on a strictly increasing tz-aware DatetimeIndex.
     benchmark : pd.Series, optional
-        Benchmark equity in USD (e.g. :func:`research.benchmark.buy_and_hold`), or ``None``.
+        Benchmark equity in USD on the same kind of index, or ``None``.
     metrics : PerformanceMetrics
         Metrics of ``equity``.
     benchmark_metrics : PerformanceMetrics, optional
         Metrics of ``benchmark``, or ``None``.
     trades : pd.DataFrame, optional
         Round trips (columns symbol, side, quantity, entry_time, exit_time, entry_price,
-        exit_price, pnl, commission, exit_reason); may be empty or ``None``.
+        exit_price, pnl (net USD), commission, exit_reason; optional return, trade_id); may be
+        empty or ``None``.
     closes : dict[str, pd.Series], optional
         Close price per symbol in USD (tz-aware index), one chart each, in the dict's order.
     title : str
@@ -352,6 +124,17 @@ def write_report(
     run_info : dict, optional
         Key/values shown in the header (strategy, params, data files, config hash...); dicts and
         lists are rendered as JSON, everything else with ``str``; all text is HTML-escaped.
+    fills : pd.DataFrame, optional
+        Fills with symbol, commission and (optionally) slippage in USD, for the costs and per-symbol
+        tables; without a ``slippage`` column slippage shows as n/a.
+    exposure : pd.Series, optional
+        Gross exposure / equity (fraction) on the equity index, for the exposure chart.
+    state_changes : Sequence[core.events.TradingStateChanged], optional
+        Every trading-state change of the run (``ReplayResult.state_changes``), at replay time.
+    positions : Mapping[str, core.portfolio.Position], optional
+        Final positions (``ReplayResult.positions``); the non-flat ones are listed as open.
+    benchmark_name : str, default "Buy & hold"
+        How the benchmark is labelled in tables and legends.
 
     Returns
     -------
@@ -370,58 +153,87 @@ def write_report(
     if target.is_dir():
         target = target / "report.html"
     target.parent.mkdir(parents=True, exist_ok=True)
+    bench = benchmark if benchmark is not None and len(benchmark) and benchmark.iloc[0] > 0 else None
+    ppy = metrics.periods_per_year
+    chart = _Charts()
+    changes = state_changes_frame(state_changes)
+    spells = state_spells(state_changes, equity.index[-1])
+    returns = daily_returns(equity)
+    bench_returns = daily_returns(bench) if bench is not None else None
+    open_positions = open_positions_frame(positions, float(equity.iloc[-1]))
+    costs = cost_totals(fills)
+    sections: list[Section] = []
 
-    figures: list[tuple[str, str, go.Figure]] = [
-        ("Equity", "equity-chart", _equity_figure(equity, benchmark)),
-        ("Drawdown", "drawdown-chart", _drawdown_figure(equity, benchmark)),
-        ("Monthly returns", "monthly-returns", _monthly_figure(equity)),
-    ]
-    for symbol, close in (closes or {}).items():
-        figures.append((f"{symbol}", f"price-{_slug(symbol)}", _price_figure(symbol, close, trades)))
+    relative = relative_stats(equity, bench, ppy) if bench is not None else None
+    sections.append(Section("section-metrics", "Metrics", _grid(
+        tables.metrics_table(metrics, benchmark_metrics, benchmark_name),
+        tables.relative_table(relative, benchmark_name)
+        + _note("Daily returns, risk-free rate 0. Beta = cov(r, r_b) / var(r_b); alpha = Jensen's alpha, "
+                "(1 + mean(r - beta r_b)) ^ periods per year - 1; correlation = Pearson's r."),
+    ) + _note(f"Fractions shown in percent. Ratios annualised from daily returns ({ppy:.1f} periods/year); "
+              "Sharpe (Sharpe 1994), Sortino (Sortino & Price 1994), Calmar = CAGR / max drawdown (Young 1991). "
+              f"Charts with more than {MAX_PLOT_POINTS} points are decimated (min/max per bucket).")))
 
-    parts: list[str] = []
-    for number, (heading, div_id, fig) in enumerate(figures):
-        chart = fig.to_html(full_html=False, include_plotlyjs=(number == 0), div_id=div_id,
-                            config=_PLOT_CONFIG, include_mathjax=False)
-        parts.append(f"<h2>{html.escape(heading)}</h2>\n{chart}")
+    equity_note = (f"Shaded: time spent reducing (orange) or halted (dark red); diamonds mark the "
+                   f"{len(changes)} trading-state changes (hover for the reason)." if len(changes)
+                   else "The trading state stayed active throughout.")
+    sections.append(Section("section-equity", "Equity", chart(
+        charts.equity_figure(equity, bench, benchmark_name, spells, changes), "equity-chart") + _note(equity_note)))
+    sections.append(Section("section-drawdown", "Drawdown",
+                            chart(charts.drawdown_figure(equity, bench, benchmark_name), "drawdown-chart")))
+    sections.append(Section("section-worst-drawdowns", "Worst drawdowns", tables.drawdowns_table(
+        drawdown_periods(equity, WORST_DRAWDOWNS)) + _note(
+        "Depth: decline from the peak to the trough of the full-resolution curve (negative = below the peak). "
+        "Length: calendar days from the peak to the recovery, or to the end of the run if not recovered.")))
+    sections.append(Section("section-monthly", "Monthly returns",
+                            chart(charts.monthly_figure(equity), "monthly-returns")))
+    sections.append(Section("section-yearly", "Yearly returns",
+                            chart(charts.yearly_figure(equity, bench, benchmark_name), "yearly-returns")))
+    sections.append(Section("section-daily", "Daily returns", chart(
+        charts.distribution_figure(returns, bench_returns, benchmark_name), "daily-returns")))
+    enough = len(returns) >= ROLLING_WINDOW
+    short_note = _note(f"Needs at least {ROLLING_WINDOW} daily returns; this run has {len(returns)}.")
+    sections.append(Section("section-rolling-sharpe", "Rolling Sharpe", chart(
+        charts.rolling_sharpe_figure(returns, bench_returns, ppy, benchmark_name), "rolling-sharpe")
+        if enough else short_note))
+    sections.append(Section("section-rolling-volatility", "Rolling volatility", chart(
+        charts.rolling_volatility_figure(returns, bench_returns, ppy, benchmark_name), "rolling-volatility")
+        if enough else short_note))
+    sections.append(Section("section-exposure", "Exposure", chart(charts.exposure_figure(exposure), "exposure-chart")
+                            if exposure is not None and len(exposure) else _note("No exposure series given.")))
 
-    rows = "\n".join(
-        f"<tr><td>{html.escape(label)}</td><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>"
-        for label, a, b in format_metrics_table(metrics, benchmark_metrics)
-    )
+    state_table, state_note = tables.state_changes_table(changes)
+    final = f" Trading state at the end: {changes['current'].iloc[-1]}." if len(changes) else ""
+    sections.append(Section("section-breakers", "Trading-state changes",
+                            f'<div class="scroll">{state_table}</div>' + _note(state_note + final)))
+    sections.append(Section("section-trade-stats", "Trade statistics", tables.trade_stats_table(
+        trade_summary(trades), metrics) + _note("P&L is net of commission; slippage is inside the fill prices.")))
+    sections.append(Section("section-costs", "Costs", tables.costs_table(costs, metrics.starting_equity) + _note(
+        "Commission and slippage summed over every fill (also fills of positions still open). Slippage = "
+        "quantity x |fill price - reference price|; it is already in the fill prices and the P&L, not an extra charge.")))
+    sections.append(Section("section-symbol-pnl", "P&L by symbol", '<div class="wide">' + tables.symbol_pnl_table(
+        symbol_pnl(trades, fills, open_positions)) + "</div>" + _note(
+        "Closed P&L is net of commission; unrealized P&L is of positions still open at the end.")))
+    sections.append(Section("section-open-positions", "Positions open at the end", (
+        '<div class="wide">' + tables.open_positions_table(open_positions) + "</div>"
+        + _note("Marked at the last close of each symbol."))
+        if len(open_positions) else _note("None: every position was closed by the end of the run.")))
+    trade_table, trade_note = tables.trade_list_table(trades)
+    sections.append(Section("section-trades", "Trades", _note(trade_note + " Click a header to sort.")
+                            + f'<div class="scroll">{trade_table}</div>'))
+    prices = [f"<h3>{html.escape(symbol)}</h3>\n" + chart(charts.price_figure(symbol, close, trades),
+                                                         f"price-{_slug(symbol)}")
+              for symbol, close in (closes or {}).items()]
+    sections.append(Section("section-prices", "Prices and trades", "\n".join(prices) or _note("No prices given.")))
+
     info_rows = "\n".join(
         f"<tr><th>{html.escape(str(key))}</th><td><code>{html.escape(_info_value(value))}</code></td></tr>"
         for key, value in (run_info or {}).items()
     )
-    period = f"{metrics.start.isoformat()} → {metrics.end.isoformat()} (UTC)"
     n_trades = 0 if trades is None else len(trades)
-    document = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<h1>{html.escape(title)}</h1>
-<p class="muted">{html.escape(period)} · {len(equity)} equity points · {n_trades} trades</p>
-<table id="run-info">
-{info_rows}
-</table>
-<h2>Metrics</h2>
-<table id="metrics-table">
-<tr><th>Metric</th><th>Strategy</th><th>Buy &amp; hold</th></tr>
-{rows}
-</table>
-<p class="muted">Fractions shown in percent. Ratios annualised from daily returns
-({metrics.periods_per_year:.1f} periods/year); Sharpe (Sharpe 1994), Sortino (Sortino &amp; Price 1994),
-Calmar = CAGR / max drawdown (Young 1991). Charts with more than {MAX_PLOT_POINTS} points are decimated
-(min/max per bucket).</p>
-{chr(10).join(parts)}
-</body>
-</html>
-"""
+    subtitle = (f"{metrics.start.isoformat()} → {metrics.end.isoformat()} (UTC) · {len(equity)} equity points · "
+                f"{n_trades} trades · {len(changes)} trading-state changes")
+    document = render_page(title, subtitle, f'<table id="run-info">\n{info_rows}\n</table>', sections)
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(document, encoding="utf-8")
     os.replace(tmp, target)

@@ -7,6 +7,7 @@ strings (``"1d"``, ``"12h"``) parsed with :func:`core.time.parse_timeframe`.
 from __future__ import annotations
 
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -44,8 +45,14 @@ class RiskConfig(BaseModel):
     max_drawdown
         Drawdown from the equity high-water mark that HALTS trading, in (0, 1]. Default 0.20.
     daily_loss_limit
-        Loss versus the equity at the first bar of the UTC day that moves trading to REDUCING
-        until the next UTC midnight, in (0, 1]. Default 0.05.
+        Loss versus the equity at the start of the trading day (the last equity before the day's
+        first bar, so an overnight gap counts) that moves trading to REDUCING until the day ends,
+        in (0, 1]. Default 0.05.
+    trading_day_timezone
+        IANA time zone whose local midnight ends a trading day, for the daily loss limit. Default
+        ``"America/New_York"``: for US equities a day is then the exchange session date (the
+        session 09:30-16:00 New York never spans midnight). Use ``"UTC"`` for crypto (24/7
+        markets), so a day is the UTC calendar day.
     max_consecutive_losses
         Losing trades in a row that move trading to REDUCING for ``loss_cooldown`` (>= 1).
         Default 5.
@@ -90,6 +97,7 @@ class RiskConfig(BaseModel):
     # breakers
     max_drawdown: float = Field(0.20, gt=0.0, le=1.0, allow_inf_nan=False)
     daily_loss_limit: float = Field(0.05, gt=0.0, le=1.0, allow_inf_nan=False)
+    trading_day_timezone: str = "America/New_York"
     max_consecutive_losses: int = Field(5, ge=1)
     loss_cooldown: str = "1d"
     max_orders_per_minute: int = Field(60, ge=1)
@@ -101,6 +109,15 @@ class RiskConfig(BaseModel):
     @classmethod
     def _check_cooldown(cls, value: str) -> str:
         parse_timeframe(value)  # raises ValueError naming the value and the accepted form
+        return value
+
+    @field_validator("trading_day_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'America/New_York' or 'UTC'")
         return value
 
     @property

@@ -15,7 +15,8 @@ from core.clock import Clock
 from core.enums import Side, TradingState
 from core.events import OrderDenied, SubmitOrder, TradeClosed, TradingStateChanged
 from core.intents import OrderIntent
-from core.ports import PortfolioView
+from core.ports import PendingOrdersView, PortfolioView
+from core.recovery import RiskSnapshot
 from risk import limits, sizing
 from risk.breakers import CircuitBreakers
 from risk.config import RiskConfig
@@ -40,22 +41,25 @@ class RiskEngine:
         Restored equity high-water mark (USD) so the drawdown breaker survives a restart; None
         starts from the first equity seen.
 
+    restored
+        A persisted :class:`core.recovery.RiskSnapshot` (recovery after a restart); overrides
+        ``initial_state``, ``initial_reason`` and ``peak_equity``.
+
     Notes
     -----
-    Entries approved at the same ``ts`` for different symbols are counted against
-    ``max_open_positions`` and ``max_gross_exposure`` together, because the portfolio view cannot
-    see them until they fill (the ``pending`` argument covers the intent's own symbol only).
+    Entries still working (approved on this or any earlier bar, not yet filled) count against
+    ``max_open_positions`` and ``max_gross_exposure`` through the order book view passed to
+    :meth:`evaluate`, valued at their symbol's mark.
     """
 
-    __slots__ = ("config", "_breakers", "_rate", "_batch_ts", "_batch")
+    __slots__ = ("config", "_breakers", "_rate")
 
     def __init__(self, config: RiskConfig, clock: Clock, initial_state: TradingState = TradingState.ACTIVE,
-                 initial_reason: str = "", *, peak_equity: float | None = None) -> None:
+                 initial_reason: str = "", *, peak_equity: float | None = None,
+                 restored: RiskSnapshot | None = None) -> None:
         self.config = config
-        self._breakers = CircuitBreakers(config, clock, initial_state, initial_reason, peak_equity)
+        self._breakers = CircuitBreakers(config, clock, initial_state, initial_reason, peak_equity, restored)
         self._rate = limits.OrderRateLimiter(config.max_orders_per_minute)
-        self._batch_ts = -1
-        self._batch: dict[str, tuple[float, bool]] = {}  # symbol -> (USD added, opened a new symbol)
 
     # --- state -------------------------------------------------------------------------------
     @property
@@ -71,6 +75,28 @@ class RiskEngine:
     def peak_equity(self) -> float | None:
         """Equity high-water mark in USD (persist it to pass back as ``peak_equity``)."""
         return self._breakers.peak_equity
+
+    @property
+    def flatten_on_halt(self) -> bool:
+        """Close every position when trading moves to HALTED (``RiskConfig.flatten_on_halt``)."""
+        return self.config.flatten_on_halt
+
+    @property
+    def version(self) -> int:
+        """Bumped whenever :meth:`snapshot` would return something new (persist it then)."""
+        return self._breakers.version
+
+    def snapshot(self, ts: int) -> RiskSnapshot:
+        """The breakers' state to persist, stamped ``ts`` (ns UTC)."""
+        return self._breakers.snapshot(ts)
+
+    def add_cause(self, cause: str, reason: str, ts: int) -> TradingStateChanged | None:
+        """Add a named REDUCING cause (e.g. the stale-data breaker); see :meth:`CircuitBreakers.add_cause`."""
+        return self._breakers.add_cause(cause, reason, ts)
+
+    def clear_cause(self, cause: str, reason: str, ts: int) -> TradingStateChanged | None:
+        """Clear a named REDUCING cause; see :meth:`CircuitBreakers.clear_cause`."""
+        return self._breakers.clear_cause(cause, reason, ts)
 
     def on_equity(self, equity: float, ts: int) -> TradingStateChanged | None:
         """Feed the post-bar equity (USD) at ``ts``; see :meth:`CircuitBreakers.on_equity`."""
@@ -93,7 +119,7 @@ class RiskEngine:
         return self._breakers.rearm(reason, ts)
 
     # --- decisions ---------------------------------------------------------------------------
-    def evaluate(self, intent: OrderIntent, strategy_id: str, view: PortfolioView, pending: float,
+    def evaluate(self, intent: OrderIntent, strategy_id: str, view: PortfolioView, orders: PendingOrdersView,
                  client_order_id: str, ts: int) -> SubmitOrder | OrderDenied:
         """Turn ``intent`` into an order or a denial.
 
@@ -105,8 +131,8 @@ class RiskEngine:
             Who wants it.
         view
             Read-only account (equity USD, signed positions in shares, marks USD).
-        pending
-            Signed shares in open orders for ``intent.symbol``.
+        orders
+            Working orders: pending entries and exits per symbol (signed shares).
         client_order_id
             Deterministic id to put on the order.
         ts
@@ -120,82 +146,95 @@ class RiskEngine:
         """
         state = self._breakers.state
         if state is TradingState.HALTED:
-            return self._deny(intent, strategy_id, f"trading halted: {self._breakers.reason}", ts)
+            return self._deny(intent, strategy_id, f"trading halted: {self._breakers.reason}", ts, client_order_id)
         if state is TradingState.REDUCING and not intent.reduce_only:
             return self._deny(intent, strategy_id, f"trading reducing ({self._breakers.reason}): "
-                                                   "only reduce_only orders are allowed", ts)
+                                                   "only reduce_only orders are allowed", ts, client_order_id)
         reason = limits.check_quantity(intent.quantity) or limits.check_order_prices(intent)
         if reason is not None:
-            return self._deny(intent, strategy_id, reason, ts)
+            return self._deny(intent, strategy_id, reason, ts, client_order_id)
         if intent.reduce_only:
-            quantity, reason, added, opens = self._size_exit(intent, view, pending)
+            quantity, reason = self._size_exit(intent, view, orders)
         else:
-            quantity, reason, added, opens = self._size_entry(intent, view, pending, ts)
+            quantity, reason = self._size_entry(intent, view, orders)
         if reason is None:
             reason = self._rate.check(ts)
         if reason is not None:
-            return self._deny(intent, strategy_id, reason, ts, quantity)
+            return self._deny(intent, strategy_id, reason, ts, client_order_id, quantity)
         self._rate.record(ts)
-        if added > 0.0:
-            self._batch[intent.symbol] = (self._batch.get(intent.symbol, (0.0, False))[0] + added, opens)
-        return SubmitOrder(client_order_id, strategy_id, intent.symbol, intent.side, quantity, intent.order_type,
-                           intent.limit_price, intent.stop_price, self.config.time_in_force, intent.reason, ts)
+        return SubmitOrder(client_order_id=client_order_id, strategy_id=strategy_id, symbol=intent.symbol,
+                           side=intent.side, quantity=quantity, order_type=intent.order_type,
+                           limit_price=intent.limit_price, stop_price=intent.stop_price,
+                           time_in_force=self.config.time_in_force, reduce_only=intent.reduce_only,
+                           reason=intent.reason, ts_event=ts, ts_init=ts)
 
     def _size_exit(self, intent: OrderIntent, view: PortfolioView,
-                   pending: float) -> tuple[float, str | None, float, bool]:
-        """Quantity of a reduce-only order: at most what is held net of pending exits."""
-        position = view.position(intent.symbol)
+                   orders: PendingOrdersView) -> tuple[float, str | None]:
+        """Quantity of a reduce-only order: at most the position minus the exits already working,
+        so exits can never take the position through zero (a long-only account is never short)."""
+        symbol = intent.symbol
+        position = view.position(symbol)
         sign = intent.side.sign
         if position * sign >= 0.0:
-            return 0.0, (f"nothing to reduce: reduce_only {intent.side.value} but {intent.symbol} "
-                         f"position is {limits.fmt(position)}"), 0.0, False
-        reducible = abs(position) - max(0.0, pending * sign)  # pending orders already reducing it
+            return 0.0, (f"nothing to reduce: reduce_only {intent.side.value} but {symbol} "
+                         f"position is {limits.fmt(position)}")
+        working = orders.pending_exits(symbol)
+        reducible = abs(position) - max(0.0, working * sign)  # exits already working reduce it
         if reducible <= _QTY_EPS:
-            return 0.0, (f"nothing to reduce: {intent.symbol} position {limits.fmt(position)} is covered "
-                         f"by pending {limits.fmt(pending)}"), 0.0, False
+            return 0.0, (f"nothing to reduce: {symbol} position {limits.fmt(position)} is covered "
+                         f"by pending {limits.fmt(working)}")
         quantity = reducible if intent.quantity is None else min(intent.quantity, reducible)
         if quantity < reducible:  # a whole remainder is always allowed (it may be fractional)
             quantity = min(sizing.round_quantity(quantity, self.config.fractional_shares), reducible)
         if quantity <= 0.0:
-            return 0.0, f"size rounds to zero ({limits.fmt(intent.quantity or 0.0)} shares)", 0.0, False
-        return quantity, None, 0.0, False
+            return 0.0, f"size rounds to zero ({limits.fmt(intent.quantity or 0.0)} shares)"
+        return quantity, None
 
-    def _size_entry(self, intent: OrderIntent, view: PortfolioView, pending: float,
-                    ts: int) -> tuple[float, str | None, float, bool]:
-        """Quantity of an entry (given or sized), after every entry limit."""
+    def _size_entry(self, intent: OrderIntent, view: PortfolioView,
+                    orders: PendingOrdersView) -> tuple[float, str | None]:
+        """Quantity of an entry (given or sized), after every entry limit.
+
+        The position this entry adds to is the *net* of what is held and every working order
+        (entries and exits), so a pending close followed by an opposite entry reverses the
+        position instead of being refused as "already positioned". Other symbols' working entries
+        count against ``max_open_positions`` and ``max_gross_exposure`` (at their marks) from the
+        bar they were approved on until they fill or end.
+        """
         config = self.config
         symbol, side = intent.symbol, intent.side
         sign = side.sign
         requested = intent.quantity or 0.0
         reason = limits.check_confidence(intent.confidence, config.min_confidence)
         if reason is not None:
-            return requested, reason, 0.0, False
+            return requested, reason
         price = view.mark(symbol)
         if price is None:
-            return requested, f"no mark price for {symbol} yet", 0.0, False
+            return requested, f"no mark price for {symbol} yet"
         if not (price > 0.0 and math.isfinite(price)):
-            return requested, f"invalid mark price {price!r} for {symbol}", 0.0, False
+            return requested, f"invalid mark price {price!r} for {symbol}"
         equity = view.equity
         if not (equity > 0.0 and math.isfinite(equity)):
-            return requested, f"equity {equity!r} USD is not positive", 0.0, False
+            return requested, f"equity {equity!r} USD is not positive"
         position = view.position(symbol)
+        pending = orders.pending(symbol)
         net = position + pending
+        if abs(net) < _QTY_EPS:
+            net = 0.0
         if side is Side.SELL and not config.allow_short and net <= 0.0:
-            return requested, f"shorting disabled: no long {symbol} position to sell", 0.0, False
-        if intent.quantity is None and (position * sign > 0.0 or pending * sign > 0.0):
+            return requested, f"shorting disabled: no long {symbol} position to sell"
+        if intent.quantity is None and net * sign > 0.0:
             return requested, (f"already positioned: {symbol} position {limits.fmt(position)}, "
-                               f"pending {limits.fmt(pending)}"), 0.0, False
+                               f"pending {limits.fmt(pending)}")
         reason = limits.check_stop_loss(side, price, intent.stop_loss)
         if reason is not None:
-            return requested, reason, 0.0, False
+            return requested, reason
 
-        other_gross, other_new = self._others(symbol, ts)
+        other_gross, other_new = self._working_entries(symbol, view, orders)
         gross_other = max(0.0, view.gross_exposure - abs(position) * price) + other_gross
-        opens = position == 0.0
-        if opens:
+        if net == 0.0 and position == 0.0:
             reason = limits.check_open_positions(view.open_positions + other_new, config.max_open_positions)
             if reason is not None:
-                return requested, reason, 0.0, False
+                return requested, reason
 
         if intent.quantity is not None:
             wanted = intent.quantity
@@ -205,33 +244,31 @@ class RiskEngine:
                 reason = (f"shorting disabled: sell {limits.fmt(quantity)} > long {limits.fmt(net)} "
                           f"net of pending")
             if reason is not None:
-                return quantity, reason, 0.0, False
+                return quantity, reason
         else:
             room, limit = min(sizing.quantity_caps(config, equity, price, sign, net, gross_other))
             if room <= 0.0:
-                return 0.0, self._no_room(limit, net, price, equity, gross_other), 0.0, False
+                return 0.0, self._no_room(limit, net, price, equity, gross_other)
             if side is Side.SELL and not config.allow_short:
                 room = min(room, net)
             wanted = min(sizing.base_quantity(config, equity, price, intent.stop_loss), room)
             quantity = sizing.round_quantity(wanted, config.fractional_shares)
         if quantity <= 0.0:
-            return 0.0, f"size rounds to zero ({limits.fmt(wanted)} shares at {limits.fmt(price)} USD)", 0.0, False
-        grows = abs(net + sign * quantity) - abs(net)
-        return quantity, None, max(0.0, grows) * price, opens
+            return 0.0, f"size rounds to zero ({limits.fmt(wanted)} shares at {limits.fmt(price)} USD)"
+        return quantity, None
 
-    def _others(self, symbol: str, ts: int) -> tuple[float, int]:
-        """USD and new symbols approved at ``ts`` for symbols other than ``symbol`` (not yet visible)."""
-        batch = self._batch
-        if ts != self._batch_ts:
-            self._batch_ts = ts
-            if batch:
-                batch.clear()
-            return 0.0, 0
+    @staticmethod
+    def _working_entries(symbol: str, view: PortfolioView, orders: PendingOrdersView) -> tuple[float, int]:
+        """USD of working entries in symbols other than ``symbol`` (at their marks) and how many of
+        them would open a new position."""
         gross, new = 0.0, 0
-        for other, (added, opened) in batch.items():
-            if other != symbol:
-                gross += added
-                new += opened
+        for other in orders.symbols_with_pending_entries():
+            if other == symbol:
+                continue
+            mark = view.mark(other)
+            gross += abs(orders.pending_entries(other)) * (mark if mark is not None else 0.0)
+            if view.position(other) == 0.0:
+                new += 1
         return gross, new
 
     def _no_room(self, limit: str, net: float, price: float, equity: float, gross_other: float) -> str:
@@ -243,11 +280,12 @@ class RiskEngine:
         return f"gross exposure {limits.fmt(gross)} >= max_gross_exposure {config.max_gross_exposure}: no room"
 
     @staticmethod
-    def _deny(intent: OrderIntent, strategy_id: str, reason: str, ts: int,
+    def _deny(intent: OrderIntent, strategy_id: str, reason: str, ts: int, client_order_id: str,
               quantity: float | None = None) -> OrderDenied:
         if quantity is None or quantity <= 0.0:
             quantity = intent.quantity or 0.0
-        return OrderDenied(strategy_id, intent.symbol, intent.side, quantity, reason, ts)
+        return OrderDenied(client_order_id=client_order_id, strategy_id=strategy_id, symbol=intent.symbol,
+                           side=intent.side, quantity=quantity, reason=reason, ts_event=ts, ts_init=ts)
 
 
 __all__ = ["RiskEngine"]

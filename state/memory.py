@@ -1,41 +1,141 @@
-"""MemoryStore: the Store port kept in lists (research loops that run thousands of replays, tests)."""
+"""MemoryStore: the Store port kept in lists (research loops that run thousands of replays, tests).
+
+Nothing is buffered: every save is "committed" when it returns, so the write-ordering and
+atomicity rules of the port hold trivially. It offers the reads recovery needs
+(:class:`state.recovery.RecoverySource`), so a restart can be rehearsed without a database.
+"""
 
 from __future__ import annotations
 
-from core.events import OrderFilled, TradeClosed, TradingStateChanged
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from core.events import OrderFilled, SubmitOrder, TradeClosed, TradingStateChanged
 from core.orders import Order
 from core.ports import Decision, EquitySnapshot
+from core.recovery import RestoredPosition, RiskSnapshot
+from state.recovery import AccountRecord
 
 
 class MemoryStore:
-    """Store everything in memory. Orders are kept as their latest status snapshot (a dict)."""
+    """Store everything of one account in memory.
 
-    def __init__(self) -> None:
-        self.orders: dict[str, dict] = {}
+    ``orders`` maps client_order_id -> the latest saved state (a dict of the order's slots);
+    ``fills``, ``decisions``, ``trades``, ``equity`` and ``trading_states`` are lists in save
+    order; ``risk_state``, ``account_snapshot`` and ``learner_states`` hold the latest saves.
+    A fill whose ``fill_id`` was saved before is ignored, as the SQL store does.
+
+    Parameters
+    ----------
+    account
+        The account the saves belong to (reads of another account find nothing).
+    """
+
+    def __init__(self, account: str = "default") -> None:
+        self.account = account
+        self.orders: dict[str, dict[str, Any]] = {}
         self.fills: list[OrderFilled] = []
         self.decisions: list[Decision] = []
         self.trades: list[TradeClosed] = []
         self.equity: list[EquitySnapshot] = []
         self.trading_states: list[TradingStateChanged] = []
+        self.risk_state: RiskSnapshot | None = None
+        self.account_snapshot: AccountRecord | None = None
+        self.learner_states: dict[str, bytes] = {}
         self.flushes = 0
+        self._fill_ids: set[str] = set()
 
+    # --- the Store port ----------------------------------------------------------------------
     def save_order(self, order: Order) -> None:
+        """Record the current state of ``order``."""
         self.orders[order.client_order_id] = {name: getattr(order, name) for name in Order.__slots__}
 
-    def save_fill(self, fill: OrderFilled) -> None:
-        self.fills.append(fill)
+    def save_fill(self, fill: OrderFilled, order: Order) -> None:
+        """Record ``fill`` and the state of ``order`` it left (a repeated ``fill_id`` only updates the order)."""
+        if fill.fill_id not in self._fill_ids:
+            self._fill_ids.add(fill.fill_id)
+            self.fills.append(fill)
+        self.save_order(order)
 
     def save_decision(self, decision: Decision) -> None:
+        """Record one decision."""
         self.decisions.append(decision)
 
     def save_trade(self, trade: TradeClosed) -> None:
+        """Record one closed round trip."""
         self.trades.append(trade)
 
     def save_equity(self, snapshot: EquitySnapshot) -> None:
+        """Record one equity snapshot."""
         self.equity.append(snapshot)
 
     def save_trading_state(self, change: TradingStateChanged) -> None:
+        """Record a trading state change; the risk state takes its state and reason."""
         self.trading_states.append(change)
+        base = self.risk_state if self.risk_state is not None else RiskSnapshot()
+        self.risk_state = replace(base, state=change.current, reason=change.reason, ts=change.ts_init)
+
+    def save_risk_state(self, snapshot: RiskSnapshot) -> None:
+        """Record the breakers' memory (the latest replaces the previous)."""
+        self.risk_state = snapshot
+
+    def save_account(self, cash: float, positions: Iterable[RestoredPosition], ts: int, *,
+                     last_bar_ts: Mapping[str, int] | None = None) -> None:
+        """Record the account snapshot (cash USD, open positions), including the fills saved so far."""
+        self.account_snapshot = AccountRecord(
+            cash=cash, positions=tuple(sorted((p for p in positions if p.quantity != 0.0), key=lambda p: p.symbol)),
+            fill_watermark=len(self.fills), last_bar_ts=dict(last_bar_ts or {}), ts=ts)
+
+    def save_learner_state(self, symbol: str, state: bytes, ts: int | None = None) -> None:
+        """Record the learner payload of ``symbol`` (the latest replaces the previous)."""
+        self.learner_states[symbol] = bytes(state)
 
     def flush(self) -> None:
+        """Count the call (nothing is buffered)."""
         self.flushes += 1
+
+    # --- reads (state.recovery.RecoverySource) ------------------------------------------------
+    def _mine(self, account: str | None) -> bool:
+        return account is None or account == self.account
+
+    def load_risk_state(self, account: str | None = None) -> RiskSnapshot | None:
+        """The latest risk state of the account, or ``None``."""
+        return self.risk_state if self._mine(account) else None
+
+    def load_account(self, account: str | None = None) -> AccountRecord | None:
+        """The latest account snapshot (fill watermark: the number of fills it includes), or ``None``."""
+        return self.account_snapshot if self._mine(account) else None
+
+    def account_orders(self, account: str | None = None) -> list[Order]:
+        """Every order saved, rebuilt as :class:`core.orders.Order` in its latest state, by creation time."""
+        if not self._mine(account):
+            return []
+        orders = [self._order(slots) for slots in self.orders.values()]
+        orders.sort(key=lambda o: (o.ts_created, o.client_order_id))
+        return orders
+
+    def account_fills(self, account: str | None = None, *, after: int | None = None) -> list[OrderFilled]:
+        """The fills in save order; with ``after`` (a watermark) only those saved after it."""
+        if not self._mine(account):
+            return []
+        return list(self.fills[after or 0:])
+
+    def load_learner_states(self, account: str | None = None) -> dict[str, bytes]:
+        """The saved learner payloads by symbol."""
+        return dict(self.learner_states) if self._mine(account) else {}
+
+    @staticmethod
+    def _order(slots: Mapping[str, Any]) -> Order:
+        order = Order(SubmitOrder(
+            client_order_id=slots["client_order_id"], strategy_id=slots["strategy_id"], symbol=slots["symbol"],
+            side=slots["side"], quantity=slots["quantity"], order_type=slots["order_type"],
+            limit_price=slots["limit_price"], stop_price=slots["stop_price"], time_in_force=slots["time_in_force"],
+            reduce_only=slots["reduce_only"], reason=slots["reason"], ts_event=slots["ts_created"],
+            ts_init=slots["ts_created"]))
+        for name in ("status", "filled_quantity", "avg_fill_price", "commission", "broker_order_id", "ts_last"):
+            setattr(order, name, slots[name])
+        return order
+
+
+__all__ = ["MemoryStore"]

@@ -1,180 +1,113 @@
 """``SqlStore``: the SQL adapter of the :class:`core.ports.Store` port (SQLite or PostgreSQL).
 
-Writes of the hot path (orders, fills, decisions, trades, equity snapshots) are buffered and go
-out with Core ``executemany`` inserts in one transaction per :meth:`SqlStore.flush`, table by
-table in a fixed order (orders, fills, decisions, trades, equity), each table in arrival order.
-Orders are buffered by id, so a flush writes only the latest state of an order, as an upsert.
-Trading state changes and run bookkeeping are written at once (after the buffer, in the same
-transaction, so the order of writes is kept). Reads see only what was flushed.
+Writes of the hot path are buffered and go out in one transaction per :meth:`SqlStore.flush`,
+table by table in a fixed order (orders, fills, decisions, trades, equity, risk state, account
+snapshot, learner state), each table in arrival order, with Core ``executemany`` statements.
+Orders are buffered by id, so a flush writes only the latest state of an order, as an upsert;
+the risk state, the account snapshot and each learner state likewise keep only their latest.
 
-Rows are mapped to and from ``core`` types here; table classes never leave ``state/``.
-Timestamps are epoch ns UTC outside, UTC ``DateTime`` inside (microsecond precision).
+Because a flush is one transaction and a fill is buffered together with the order row it
+updated (:meth:`SqlStore.save_fill`), a crash can never leave a fill whose order still says
+unfilled. Trading state changes, risk state changes and run bookkeeping are committed at once
+(after the buffer, in the same transaction, so the order of writes is kept). Reads
+(:class:`state.queries.SqlQueries`) see only what was flushed.
+
+Runs record the process writing them (pid, hostname, process start). Opening a store marks the
+runs of this host still ``running`` whose process is gone (kill -9, power loss) ``interrupted``
+with a note (:attr:`SqlStore.stale_runs`). Opening migrates under an exclusive lock: PostgreSQL's
+advisory lock, or for a SQLite file an ``fcntl.flock`` on ``<file>.lock`` beside it, so processes
+opening a fresh database at once migrate one after the other.
+
+Rows are mapped to and from ``core`` types in :mod:`state.rows`; table classes never leave
+``state/``.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable, Mapping
-from datetime import date, datetime, timezone
-from enum import Enum
-from pathlib import PurePath
-from urllib.parse import quote
+import fcntl
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from core.enums import OrderStatus, OrderType, Side, TimeInForce, TradingState
+from core.enums import TradingState
 from core.events import OrderFilled, TradeClosed, TradingStateChanged
 from core.orders import Order
 from core.portfolio import Position
 from core.ports import Decision, EquitySnapshot
-from core.time import to_datetime, to_nanos
+from core.recovery import RestoredPosition, RiskSnapshot
+from core.time import to_datetime
 from state.config import StoreConfig, mask_url
+from state.db import StoreError, create_engine, dumps_json, store_error
 from state.migrations import alembic_config
-from state.tables import (DecisionRow, EquitySnapshotRow, FillRow, OrderRow, PositionRow, RunRow, TradeRow,
-                          TradingStateHistoryRow, TradingStateRow)
-
-RUNS = RunRow.__table__
-ORDERS = OrderRow.__table__
-FILLS = FillRow.__table__
-TRADES = TradeRow.__table__
-DECISIONS = DecisionRow.__table__
-EQUITY = EquitySnapshotRow.__table__
-POSITIONS = PositionRow.__table__
-TRADING_STATE = TradingStateRow.__table__
-TRADING_STATE_HISTORY = TradingStateHistoryRow.__table__
+from state.queries import (ACCOUNT_POSITIONS, ACCOUNT_TABLES, ACCOUNTS, DECISIONS, EQUITY, FILLS, JOURNAL, LEARNER_STATE,
+                           ORDERS, POSITIONS, RISK_STATE, RUN_TABLES, RUNS, TRADES, TRADING_STATE,
+                           TRADING_STATE_HISTORY, SqlQueries)
+from state.rows import (decision_row, equity_row, fill_row, order_row, position_row, risk_row, trade_row,
+                        value)
 
 RUN_KINDS = ("replay", "live")
 _MIGRATION_LOCK = 0x7472_6164_696E_6764  # b"tradingd": the PostgreSQL advisory lock key of migrations
-_PG_CONNECT_TIMEOUT_S = 10
 
 
-class StoreError(RuntimeError):
-    """The store cannot be opened, or a read or write failed; the message names the database URL
-    (password masked) and the cause."""
+def process_start(pid: int) -> str | None:
+    """Return ``"<boot id>:<start tick>"`` of process ``pid`` (Linux ``/proc``), or ``None`` when it
+    does not exist or the platform has no ``/proc``.
 
-
-# --- value mapping ---------------------------------------------------------------------------
-
-
-def _ns(moment: datetime | None) -> int | None:
-    """Epoch ns of a stored UTC datetime (SQLite hands them back naive)."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return to_nanos(moment)
-
-
-def _value(item: Any) -> Any:
-    return item.value if isinstance(item, Enum) else item
-
-
-def _json_safe(obj: Any) -> Any:
-    """Copy ``obj`` with non-finite floats as ``None`` (JSON has no NaN; PostgreSQL rejects it)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(_value(k)): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, Enum):
-        return _json_safe(obj.value)
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
-        return _json_safe(obj.item())
-    return obj
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (datetime, date)):
-        return obj.isoformat()
-    if isinstance(obj, PurePath):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
-
-
-def dumps_json(obj: Any) -> str:
-    """Serialize run parameters or metrics for a JSON column.
-
-    Non-finite floats become ``null``; enums their value; numpy scalars Python numbers;
-    datetimes ISO text; paths text.
-
-    Raises
-    ------
-    TypeError
-        For any other object JSON cannot represent.
-
-    Examples
-    --------
-    >>> dumps_json({"sharpe": float("nan"), "n": 3})
-    '{"sharpe": null, "n": 3}'
+    Two processes that ever had the same pid on one host differ in it, so a run whose pid was
+    reused by another process is still recognised as orphaned.
     """
-    return json.dumps(_json_safe(obj), default=_json_default, allow_nan=False)
-
-
-# --- engine ----------------------------------------------------------------------------------
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy emit BEGIN itself (see _sqlite_on_begin): pysqlite's own transaction
-    # handling skips DDL, which would make migrations non-atomic.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=5000")
-    finally:
-        cursor.close()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: count fields after its last ')'
+    fields = stat[stat.rfind(")") + 2:].split()
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
 
 
-def _sqlite_on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
+def process_alive(pid: int, start: str | None) -> bool:
+    """Return whether process ``pid`` of this host is running and, when ``start`` (see
+    :func:`process_start`) is given and this host can tell, is the same process as then."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        pass
+    now = process_start(pid)
+    return start is None or now is None or now == start
 
 
-def _create_engine(url: URL) -> Engine:
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        options: dict[str, Any] = {}
-        if url.database in (None, "", ":memory:"):  # one shared connection, or each sees its own db
-            options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        engine = sa.create_engine(url, json_serializer=dumps_json, **options)
-        event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
-        return engine
-    if backend == "postgresql":
-        if "+" not in url.drivername:  # a bare postgresql:// means psycopg 3, whatever SQLAlchemy's default
-            url = url.set(drivername="postgresql+psycopg")
-        connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": _PG_CONNECT_TIMEOUT_S}
-        return sa.create_engine(url, json_serializer=dumps_json, pool_pre_ping=True, connect_args=connect_args)
-    raise ArgumentError(f"unsupported database {backend!r}: use sqlite or postgresql+psycopg")
-
-
-# --- the store -------------------------------------------------------------------------------
-
-
-class SqlStore:
-    """Persist runs, orders, fills, decisions, trades, equity, positions and trading state.
+class SqlStore(SqlQueries):
+    """Persist runs, orders, fills, decisions, trades, equity, positions and account state.
 
     Opening connects, runs the Alembic migrations up to ``head`` (a no-op when the schema is
-    current) and keeps one engine. Not thread-safe: use one store per thread (the daemon calls
-    it from its single engine task).
+    current; one opener at a time), marks this host's orphaned ``running`` runs ``interrupted``
+    (:attr:`stale_runs`) and keeps one engine. Not thread-safe: use one store per thread (the daemon calls
+    it from its single engine task). One store writes one account; a second writer of the same
+    account at the same time is not supported.
 
     Parameters
     ----------
     config
         Database URL, batch size and order durability.
     account
-        Account whose trading state this store reads and writes; the state is not scoped to a
-        run, so a halt survives restarts and later runs.
+        Account this store reads and writes: its runs, trading and risk state, snapshot and
+        learner state belong to it. Account state is not scoped to a run, so a halt survives
+        restarts and later runs.
 
     Raises
     ------
@@ -191,15 +124,26 @@ class SqlStore:
         self._orders: dict[tuple[str, str], dict[str, Any]] = {}
         self._fills: list[dict[str, Any]] = []
         self._decisions: list[dict[str, Any]] = []
+        self._journal: list[dict[str, Any]] = []
         self._trades: list[dict[str, Any]] = []
         self._equity: list[dict[str, Any]] = []
+        self._risk: dict[str, Any] | None = None
+        # (accounts row, position rows, number of buffered fills the snapshot includes)
+        self._account_snapshot: tuple[dict[str, Any], list[dict[str, Any]], int] | None = None
+        self._learner: dict[str, dict[str, Any]] = {}
+        self._last_risk_state: TradingState | None = None
         self._buffered = 0
         self._engine: Engine | None = None
+        self.stale_runs: list[tuple[str, str]] = []
+        """(run id, note) of the runs this opening found orphaned and marked ``interrupted``."""
+        self._sqlite_file: str | None = None
         try:
             url = make_url(config.database_url)
             self._password = url.password or ""
-            self._engine = _create_engine(url)
+            self._engine = create_engine(url)
             self._dialect = self._engine.dialect.name
+            self._sqlite_file = url.database if self._dialect == "sqlite" and url.database not in (
+                None, "", ":memory:") and not url.query.get("uri") else None
             self._migrate()
         except Exception as exc:  # driver, URL, Alembic and file errors alike
             if self._engine is not None:
@@ -210,7 +154,20 @@ class SqlStore:
         self._insert_order = self._upsert(insert, ORDERS, ("run_id", "client_order_id"), ("created_at",))
         self._insert_position = self._upsert(insert, POSITIONS, ("run_id", "symbol"), ())
         self._insert_state = self._upsert(insert, TRADING_STATE, ("account",), ())
+        self._insert_risk = self._upsert(insert, RISK_STATE, ("account",), ())
+        self._insert_account = self._upsert(insert, ACCOUNTS, ("account",), ())
+        self._insert_learner = self._upsert(insert, LEARNER_STATE, ("account", "symbol"), ())
         self._insert_fill = insert(FILLS).on_conflict_do_nothing(index_elements=["run_id", "fill_id"])
+        # a state change on an account without a risk row yet gets one with the breakers' defaults
+        state_only = insert(RISK_STATE)
+        self._insert_state_into_risk = state_only.on_conflict_do_update(
+            index_elements=["account"], set_={name: state_only.excluded[name] for name in ("state", "reason", "ts")})
+        try:
+            self.stale_runs = self._mark_stale_runs()
+        except StoreError:
+            self._engine.dispose()
+            self._engine = None
+            raise
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> SqlStore:
@@ -226,6 +183,11 @@ class SqlStore:
     def run_id(self) -> str | None:
         """Run that saves are attributed to (set by :meth:`start_run` or :meth:`set_run`)."""
         return self._run_id
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file (as the URL names it), or ``None`` (PostgreSQL, in-memory)."""
+        return Path(self._sqlite_file) if self._sqlite_file is not None else None
 
     @property
     def buffered(self) -> int:
@@ -251,7 +213,10 @@ class SqlStore:
     # --- runs --------------------------------------------------------------------------------
     def start_run(self, run_id: str, kind: str, strategy_id: str, params: dict[str, Any], config_hash: str,
                   data_hash: str, started_ns: int) -> None:
-        """Record a new run (status ``"running"``) and make it the current run.
+        """Record a new run of the store's account (status ``"running"``) and make it the current run.
+
+        The run row records this process (pid, hostname, process start): if the process dies
+        without finishing the run, the next store opened on this host marks it ``interrupted``.
 
         Parameters
         ----------
@@ -275,9 +240,10 @@ class SqlStore:
         """
         if kind not in RUN_KINDS:
             raise ValueError(f"run kind must be one of {RUN_KINDS}, got {kind!r}")
-        row = {"id": run_id, "kind": kind, "strategy_id": strategy_id, "params": params,
+        row = {"id": run_id, "account": self.account, "kind": kind, "strategy_id": strategy_id, "params": params,
                "config_hash": config_hash, "data_hash": data_hash, "started_at": to_datetime(started_ns),
-               "finished_at": None, "status": "running", "metrics": None}
+               "finished_at": None, "status": "running", "metrics": None, "pid": os.getpid(),
+               "hostname": socket.gethostname(), "process_start": process_start(os.getpid()), "note": None}
 
         def write(conn: Connection) -> None:
             try:
@@ -300,7 +266,8 @@ class SqlStore:
             raise StoreError(f"unknown run {run_id!r} in {self.url}")
         self._run_id = run_id
 
-    def finish_run(self, run_id: str, finished_ns: int, status: str, metrics: dict[str, Any]) -> None:
+    def finish_run(self, run_id: str, finished_ns: int, status: str, metrics: dict[str, Any],
+                   note: str | None = None) -> None:
         """Flush, then record the end of run ``run_id``.
 
         Parameters
@@ -310,16 +277,18 @@ class SqlStore:
         finished_ns
             End time, epoch ns UTC.
         status
-            Free text, e.g. ``"completed"``, ``"failed"``, ``"stopped"``.
+            Free text, e.g. ``"finished"``, ``"failed"``, ``"interrupted"``, ``"stopped"``.
         metrics
             Result metrics (JSON-serializable; non-finite floats become null).
+        note
+            Why the run ended so, for people (e.g. ``"interrupted by SIGTERM after 12 of 40 bars"``).
 
         Raises
         ------
         StoreError
             If there is no such run or the write fails.
         """
-        values = {"finished_at": to_datetime(finished_ns), "status": status, "metrics": metrics}
+        values = {"finished_at": to_datetime(finished_ns), "status": status, "metrics": metrics, "note": note}
 
         def write(conn: Connection) -> None:
             if conn.execute(RUNS.update().where(RUNS.c.id == run_id).values(values)).rowcount != 1:
@@ -339,36 +308,29 @@ class SqlStore:
         StoreError
             If there is no current run, or a flush this triggers fails.
         """
-        run_id = self._current_run()
-        key = (run_id, order.client_order_id)
-        if key not in self._orders:
-            self._buffered += 1
-        self._orders[key] = {
-            "run_id": run_id, "client_order_id": order.client_order_id, "strategy_id": order.strategy_id,
-            "symbol": order.symbol, "side": _value(order.side), "quantity": order.quantity,
-            "order_type": _value(order.order_type), "limit_price": order.limit_price,
-            "stop_price": order.stop_price, "time_in_force": _value(order.time_in_force), "reason": order.reason,
-            "status": _value(order.status), "filled_quantity": order.filled_quantity,
-            "avg_fill_price": order.avg_fill_price, "commission": order.commission,
-            "broker_order_id": order.broker_order_id, "created_at": to_datetime(order.ts_created),
-            "updated_at": to_datetime(order.ts_last)}
+        self._buffer_order(order)
         if self.config.durable_orders or self._buffered >= self.config.batch_size:
             self.flush()
 
-    def save_fill(self, fill: OrderFilled) -> None:
-        """Buffer one fill; a fill whose ``fill_id`` the run already has is ignored when written.
+    def save_fill(self, fill: OrderFilled, order: Order) -> None:
+        """Buffer one fill together with ``order`` as the fill left it: both reach the database in
+        the same transaction, or neither does.
+
+        ``order`` must already have the fill applied (its ``filled_quantity`` includes
+        ``fill.cum_quantity``). A fill whose ``fill_id`` the run already has is ignored when
+        written (the order row is still updated). With ``durable_orders`` both are committed
+        before this returns.
 
         Raises
         ------
         StoreError
             If there is no current run, or a flush this triggers fails.
         """
-        self._fills.append({
-            "run_id": self._current_run(), "client_order_id": fill.client_order_id, "fill_id": fill.fill_id,
-            "symbol": fill.symbol, "side": _value(fill.side), "quantity": fill.quantity, "price": fill.price,
-            "cum_quantity": fill.cum_quantity, "commission": fill.commission,
-            "ts_event": to_datetime(fill.ts_event), "ts_init": to_datetime(fill.ts_init)})
-        self._added()
+        self._fills.append(fill_row(self._current_run(), fill))
+        self._buffered += 1
+        self._buffer_order(order)  # before any flush: a flush must never see the fill without it
+        if self.config.durable_orders or self._buffered >= self.config.batch_size:
+            self.flush()
 
     def save_decision(self, decision: Decision) -> None:
         """Buffer one decision (audit of an intent: submitted or denied).
@@ -378,11 +340,20 @@ class SqlStore:
         StoreError
             If there is no current run, or a flush this triggers fails.
         """
-        self._decisions.append({
-            "run_id": self._current_run(), "ts": to_datetime(decision.ts), "strategy_id": decision.strategy_id,
-            "symbol": decision.symbol, "side": _value(decision.side), "quantity": decision.quantity,
-            "outcome": decision.outcome, "reason": decision.reason, "client_order_id": decision.client_order_id,
-            "confidence": decision.confidence, "regime": _value(decision.regime)})
+        self._decisions.append(decision_row(self._current_run(), decision))
+        self._added()
+
+    def save_journal(self, seq: int, kind: str, ts_init: int, payload: dict[str, Any], digest: str) -> None:
+        """Buffer one journal entry of the current run (see :mod:`state.journal`); written in the
+        same transaction as, and before, the rows the event then caused.
+
+        Raises
+        ------
+        StoreError
+            If there is no current run, or a flush this triggers fails.
+        """
+        self._journal.append({"run_id": self._current_run(), "seq": seq, "kind": kind, "ts_init": ts_init,
+                              "payload": payload, "hash": digest})
         self._added()
 
     def save_trade(self, trade: TradeClosed) -> None:
@@ -393,12 +364,7 @@ class SqlStore:
         StoreError
             If there is no current run, or a flush this triggers fails.
         """
-        self._trades.append({
-            "run_id": self._current_run(), "symbol": trade.symbol, "side": _value(trade.side),
-            "quantity": trade.quantity, "entry_ts": to_datetime(trade.entry_ts),
-            "exit_ts": to_datetime(trade.exit_ts), "entry_price": trade.entry_price,
-            "exit_price": trade.exit_price, "pnl": trade.pnl, "commission": trade.commission,
-            "exit_reason": trade.exit_reason, "ts_init": to_datetime(trade.ts_init)})
+        self._trades.append(trade_row(self._current_run(), trade))
         self._added()
 
     def save_equity(self, snapshot: EquitySnapshot) -> None:
@@ -409,17 +375,16 @@ class SqlStore:
         StoreError
             If there is no current run, or a flush this triggers fails.
         """
-        self._equity.append({
-            "run_id": self._current_run(), "ts": to_datetime(snapshot.ts), "cash": snapshot.cash,
-            "equity": snapshot.equity, "gross_exposure": snapshot.gross_exposure,
-            "open_positions": snapshot.open_positions})
+        self._equity.append(equity_row(self._current_run(), snapshot))
         self._added()
 
     def save_trading_state(self, change: TradingStateChanged) -> None:
         """Commit a trading state change now: a history row plus the account's current state.
 
         Never only buffered: a breaker's HALTED must survive a crash. Whatever is buffered is
-        written first, in the same transaction. Needs no current run.
+        written first, in the same transaction. The account's risk state row takes the new state
+        and reason too (created with the breakers' defaults if the account had none), so
+        recovery sees an operator's halt or re-arm. Needs no current run.
 
         Raises
         ------
@@ -427,19 +392,108 @@ class SqlStore:
             If the write fails.
         """
         ts = to_datetime(change.ts_init)
-        state = _value(change.current)
+        state = value(change.current)
+        risk_defaults = risk_row(self.account, RiskSnapshot(state=change.current, reason=change.reason,
+                                                            ts=change.ts_init))
 
         def write(conn: Connection) -> None:
             conn.execute(TRADING_STATE_HISTORY.insert(), {
-                "account": self.account, "previous": _value(change.previous), "state": state,
+                "account": self.account, "previous": value(change.previous), "state": state,
                 "reason": change.reason, "ts": ts})
             conn.execute(self._insert_state, {"account": self.account, "state": state, "reason": change.reason,
                                               "updated_at": ts})
+            conn.execute(self._insert_state_into_risk, risk_defaults)
 
         self._write("save trading state", write)
+        self._last_risk_state = change.current
+
+    def save_risk_state(self, snapshot: RiskSnapshot) -> None:
+        """Save the account's circuit-breaker memory (one row per account, upserted).
+
+        Buffered, and only the latest snapshot of each flush is written; but a snapshot whose
+        ``state`` differs from the one saved before it (or the first one this store saves) is
+        committed at once, with everything buffered before it. Needs no current run.
+
+        Raises
+        ------
+        StoreError
+            If a flush this triggers fails.
+        """
+        if self._risk is None:
+            self._buffered += 1
+        self._risk = risk_row(self.account, snapshot)
+        changed = snapshot.state != self._last_risk_state
+        self._last_risk_state = snapshot.state
+        if changed or self._buffered >= self.config.batch_size:
+            self.flush()
+
+    def save_account(self, cash: float, positions: Iterable[RestoredPosition], ts: int, *,
+                     last_bar_ts: Mapping[str, int] | None = None) -> None:
+        """Save the account's snapshot: cash, open positions and the last bar per symbol.
+
+        Buffered; only the latest snapshot of each flush is written, and it replaces the previous
+        one (positions missing from ``positions`` are closed). The snapshot records which fills
+        it includes: those saved before this call. Recovery books later fills on top, so a crash
+        between a fill and the next snapshot loses nothing. Needs no current run.
+
+        Parameters
+        ----------
+        cash
+            USD.
+        positions
+            Open positions (signed shares, average entry price and mark USD, entry time ns UTC);
+            flat ones are skipped.
+        ts
+            Epoch ns UTC of the snapshot.
+        last_bar_ts
+            Symbol -> epoch ns UTC (start) of the last bar the engine accepted.
+
+        Raises
+        ------
+        StoreError
+            If a flush this triggers fails.
+        """
+        row = {"account": self.account, "cash": cash, "last_fill_id": None,
+               "last_bar_ts": dict(last_bar_ts or {}), "ts": to_datetime(ts)}
+        rows = [position_row(self.account, p) for p in positions if p.quantity != 0.0]
+        if self._account_snapshot is None:
+            self._buffered += 1
+        self._account_snapshot = (row, rows, len(self._fills))
+        if self._buffered >= self.config.batch_size:
+            self.flush()
+
+    def save_learner_state(self, symbol: str, state: bytes, ts: int | None = None) -> None:
+        """Save the online learner of ``symbol`` (its ``to_bytes()`` payload), one row per
+        (account, symbol), upserted. Buffered; only the latest per symbol and flush is written.
+
+        Parameters
+        ----------
+        symbol
+            The learner's symbol.
+        state
+            The payload.
+        ts
+            Epoch ns UTC it was taken at (optional).
+
+        Raises
+        ------
+        TypeError
+            If ``state`` is not bytes.
+        StoreError
+            If a flush this triggers fails.
+        """
+        if not isinstance(state, (bytes, bytearray, memoryview)):
+            raise TypeError(f"learner state of {symbol} must be bytes, got {type(state).__name__}")
+        if symbol not in self._learner:
+            self._buffered += 1
+        self._learner[symbol] = {"account": self.account, "symbol": symbol, "state": bytes(state),
+                                 "ts": None if ts is None else to_datetime(ts)}
+        if self._buffered >= self.config.batch_size:
+            self.flush()
 
     def save_positions(self, run_id: str, positions: Mapping[str, Position], ts: int) -> None:
-        """Commit the holdings of run ``run_id`` as of ``ts`` (epoch ns UTC), one row per symbol.
+        """Commit the holdings of run ``run_id`` as of ``ts`` (epoch ns UTC), one row per symbol
+        (the run's result; the account's holdings are :meth:`save_account`).
 
         Upserts by ``(run_id, symbol)``; symbols missing from ``positions`` keep their last row.
         Whatever is buffered is written first, in the same transaction.
@@ -460,6 +514,104 @@ class SqlStore:
 
         self._write(f"save positions of run {run_id!r}", write)
 
+    # --- run management ------------------------------------------------------------------------
+    def delete_runs(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """Delete runs and every row they own, in one transaction; return what was deleted.
+
+        Deleted with each run: its orders, fills, trades, decisions, equity snapshots and
+        positions, and the account state of the run's own account (a replay writes to an account
+        named after the run; state of any other account, e.g. a live account's halt, is never
+        touched). Running runs are refused: stop them first.
+
+        Parameters
+        ----------
+        run_ids
+            Exact run ids.
+
+        Returns
+        -------
+        dict[str, int]
+            Rows deleted per table (``runs`` included), as :meth:`count_run_rows` counts them.
+
+        Raises
+        ------
+        StoreError
+            If a run does not exist or is running (nothing is deleted then), or the write fails.
+        """
+        ids = list(dict.fromkeys(run_ids))
+        counted: dict[str, int] = {}
+
+        def write(conn: Connection) -> None:
+            found = {r.id: r.status for r in conn.execute(sa.select(RUNS.c.id, RUNS.c.status)
+                                                          .where(RUNS.c.id.in_(ids)))}
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise StoreError(f"unknown run {missing[0]!r} in {self.url}")
+            running = [i for i in ids if found[i] == "running"]
+            if running:
+                raise StoreError(f"run {running[0]!r} is running: stop it before deleting it")
+            counted.update(self._count_rows(conn, ids))
+            own = self._own_accounts(conn, ids)
+            for table in RUN_TABLES:
+                conn.execute(table.delete().where(table.c.run_id.in_(ids)))
+            for table in ACCOUNT_TABLES:
+                conn.execute(table.delete().where(table.c.account.in_(own)))
+            conn.execute(RUNS.delete().where(RUNS.c.id.in_(ids)))
+
+        if ids:
+            self._write(f"delete {len(ids)} runs", write)
+        return counted
+
+    def count_run_rows(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """Return the rows :meth:`delete_runs` would delete for ``run_ids``, per table: ``runs``,
+        the run-scoped tables by name and ``account_state`` (rows of the runs' own accounts).
+
+        Raises
+        ------
+        StoreError
+            If the read fails.
+        """
+        ids = list(dict.fromkeys(run_ids))
+        engine = self._engine_or_raise()
+        try:
+            with engine.connect() as conn:
+                return self._count_rows(conn, ids)
+        except SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from exc
+
+    def vacuum(self) -> bool:
+        """Give the space of deleted rows back to the file system (SQLite ``VACUUM``, then a WAL
+        checkpoint, so the file shrinks); return whether it ran.
+
+        PostgreSQL reclaims space with its autovacuum: nothing is done there (``False``). A SQLite
+        database another process is writing may stay busy past the busy timeout: then this gives
+        up and returns ``False`` (the data is unaffected).
+
+        Raises
+        ------
+        StoreError
+            If the store is closed.
+        """
+        engine = self._engine_or_raise()
+        if self._dialect != "sqlite":
+            return False
+        self.flush()
+        raw = engine.raw_connection()  # VACUUM cannot run in a transaction; the raw connection has none
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute("VACUUM")
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                cursor.close()
+        except Exception as exc:  # "database is locked": another writer
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise self._error("vacuum failed", exc) from exc
+        finally:
+            raw.close()
+        return True
+
     def flush(self) -> None:
         """Write everything buffered in one transaction (a no-op when nothing is buffered).
 
@@ -471,141 +623,77 @@ class SqlStore:
         if self._buffered:
             self._write("flush", lambda conn: None)
 
-    # --- reads -------------------------------------------------------------------------------
-    def load_trading_state(self) -> tuple[TradingState, str] | None:
-        """Return the account's last persisted (state, reason), or ``None`` if it never had one.
-
-        Raises
-        ------
-        StoreError
-            If the read fails.
-        """
-        rows = self._read(sa.select(TRADING_STATE.c.state, TRADING_STATE.c.reason)
-                          .where(TRADING_STATE.c.account == self.account))
-        return (TradingState(rows[0]["state"]), rows[0]["reason"]) if rows else None
-
-    def trading_state_history(self) -> list[dict[str, Any]]:
-        """Return the account's state changes, oldest first: previous, state, reason, ts (ns).
-
-        Raises
-        ------
-        StoreError
-            If the read fails.
-        """
-        t = TRADING_STATE_HISTORY
-        rows = self._read(sa.select(t).where(t.c.account == self.account).order_by(t.c.ts, t.c.id))
-        return [{"previous": TradingState(r["previous"]), "state": TradingState(r["state"]), "reason": r["reason"],
-                 "ts": _ns(r["ts"])} for r in rows]
-
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        """Return run ``run_id`` as a dict (``started_ns``/``finished_ns`` epoch ns), or ``None``.
-
-        Raises
-        ------
-        StoreError
-            If the read fails.
-        """
-        rows = self._read(sa.select(RUNS).where(RUNS.c.id == run_id))
-        if not rows:
-            return None
-        r = rows[0]
-        return {"id": r["id"], "kind": r["kind"], "strategy_id": r["strategy_id"], "params": r["params"],
-                "config_hash": r["config_hash"], "data_hash": r["data_hash"], "started_ns": _ns(r["started_at"]),
-                "finished_ns": _ns(r["finished_at"]), "status": r["status"], "metrics": r["metrics"]}
-
-    def orders(self, run_id: str) -> list[dict[str, Any]]:
-        """Return the orders of ``run_id`` in creation order, keyed like :class:`core.orders.Order`
-        (``ts_created``/``ts_last`` epoch ns; enums as ``core.enums`` members).
-
-        Raises
-        ------
-        StoreError
-            If the read fails.
-        """
-        rows = self._read(sa.select(ORDERS).where(ORDERS.c.run_id == run_id).order_by(ORDERS.c.created_at, ORDERS.c.id))
-        return [{"run_id": r["run_id"], "client_order_id": r["client_order_id"], "strategy_id": r["strategy_id"],
-                 "symbol": r["symbol"], "side": Side(r["side"]), "quantity": r["quantity"],
-                 "order_type": OrderType(r["order_type"]), "limit_price": r["limit_price"],
-                 "stop_price": r["stop_price"], "time_in_force": TimeInForce(r["time_in_force"]),
-                 "reason": r["reason"], "status": OrderStatus(r["status"]), "filled_quantity": r["filled_quantity"],
-                 "avg_fill_price": r["avg_fill_price"], "commission": r["commission"],
-                 "broker_order_id": r["broker_order_id"], "ts_created": _ns(r["created_at"]),
-                 "ts_last": _ns(r["updated_at"])} for r in rows]
-
-    def fills(self, run_id: str) -> list[dict[str, Any]]:
-        """Return the fills of ``run_id`` in the order they were saved, keyed like
-        :class:`core.events.OrderFilled` plus ``run_id`` (``ts_event``/``ts_init`` epoch ns).
-
-        Raises
-        ------
-        StoreError
-            If the read fails.
-        """
-        rows = self._read(sa.select(FILLS).where(FILLS.c.run_id == run_id).order_by(FILLS.c.id))
-        return [{"run_id": r["run_id"], "client_order_id": r["client_order_id"], "fill_id": r["fill_id"],
-                 "symbol": r["symbol"], "side": Side(r["side"]), "quantity": r["quantity"], "price": r["price"],
-                 "cum_quantity": r["cum_quantity"], "commission": r["commission"], "ts_event": _ns(r["ts_event"]),
-                 "ts_init": _ns(r["ts_init"])} for r in rows]
-
-    def trades(self, run_id: str) -> list[TradeClosed]:
-        """Return the closed trades of ``run_id`` ordered by exit time, then save order.
-
-        Raises
-        ------
-        StoreError
-            If the read fails.
-        """
-        rows = self._read(sa.select(TRADES).where(TRADES.c.run_id == run_id).order_by(TRADES.c.exit_ts, TRADES.c.id))
-        return [TradeClosed(r["symbol"], Side(r["side"]), r["quantity"], _ns(r["entry_ts"]), _ns(r["exit_ts"]),
-                            r["entry_price"], r["exit_price"], r["pnl"], r["commission"], r["exit_reason"],
-                            _ns(r["ts_init"])) for r in rows]
-
-    def decisions(self, run_id: str) -> list[Decision]:
-        """Return the decisions of ``run_id`` ordered by time, then save order.
-
-        Raises
-        ------
-        StoreError
-            If the read fails.
-        """
-        t = DECISIONS
-        rows = self._read(sa.select(t).where(t.c.run_id == run_id).order_by(t.c.ts, t.c.id))
-        return [Decision(_ns(r["ts"]), r["strategy_id"], r["symbol"], Side(r["side"]), r["quantity"], r["outcome"],
-                         r["reason"], r["client_order_id"], r["confidence"], r["regime"]) for r in rows]
-
-    def equity(self, run_id: str) -> list[EquitySnapshot]:
-        """Return the equity snapshots of ``run_id`` ordered by time, then save order.
-
-        Raises
-        ------
-        StoreError
-            If the read fails.
-        """
-        rows = self._read(sa.select(EQUITY).where(EQUITY.c.run_id == run_id).order_by(EQUITY.c.ts, EQUITY.c.id))
-        return [EquitySnapshot(_ns(r["ts"]), r["cash"], r["equity"], r["gross_exposure"], r["open_positions"])
-                for r in rows]
-
-    def positions(self, run_id: str) -> list[dict[str, Any]]:
-        """Return the saved holdings of ``run_id`` by symbol: symbol, quantity (signed shares),
-        avg_price, realized_pnl, commission (USD) and ts (epoch ns of the save).
-
-        Raises
-        ------
-        StoreError
-            If the read fails.
-        """
-        rows = self._read(sa.select(POSITIONS).where(POSITIONS.c.run_id == run_id).order_by(POSITIONS.c.symbol))
-        return [{"symbol": r["symbol"], "quantity": r["quantity"], "avg_price": r["avg_price"],
-                 "realized_pnl": r["realized_pnl"], "commission": r["commission"], "ts": _ns(r["updated_at"])}
-                for r in rows]
-
     # --- internals ---------------------------------------------------------------------------
     def _migrate(self) -> None:
         assert self._engine is not None
-        with self._engine.begin() as conn:
+        with self._sqlite_migration_lock(), self._engine.begin() as conn:
             if self._dialect == "postgresql":  # concurrent openers migrate one at a time
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             command.upgrade(alembic_config(connection=conn), "head")
+
+    @contextmanager
+    def _sqlite_migration_lock(self) -> Iterator[None]:
+        """Hold an exclusive ``flock`` on ``<file>.lock`` (SQLite files only).
+
+        SQLite's own locks cannot serialize migrations: two openers of a fresh file both read
+        the schema version, then one fails to upgrade its read lock ("database is locked"
+        without waiting). The first connection's ``PRAGMA journal_mode=WAL`` happens under
+        this lock too. The lock goes with the process, so a killed migrator never blocks others.
+        """
+        if self._sqlite_file is None:
+            yield
+            return
+        fd = os.open(f"{self._sqlite_file}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _mark_stale_runs(self) -> list[tuple[str, str]]:
+        """Mark this host's ``running`` runs whose process is gone ``interrupted``; return them."""
+        host = socket.gethostname()
+        rows = self._read(sa.select(RUNS.c.id, RUNS.c.pid, RUNS.c.process_start)
+                          .where(RUNS.c.status == "running", RUNS.c.hostname == host, RUNS.c.pid.is_not(None)))
+        stale = [r for r in rows if not process_alive(int(r["pid"]), r["process_start"])]
+        if not stale:
+            return []
+        found = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        marked = []
+
+        def write(conn: Connection) -> None:
+            for r in stale:
+                note = (f"process {r['pid']} on {host} ended without finishing the run (killed or crashed); "
+                        f"found at {found}")
+                # only if still running: another opener may have marked it meanwhile
+                if conn.execute(RUNS.update().where(RUNS.c.id == r["id"], RUNS.c.status == "running")
+                                .values(status="interrupted", note=note)).rowcount:
+                    marked.append((str(r["id"]), note))
+
+        self._write("mark stale runs", write)
+        return marked
+
+    @staticmethod
+    def _count_rows(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+        counts = {"runs": conn.execute(sa.select(sa.func.count()).select_from(RUNS).where(RUNS.c.id.in_(ids))
+                                       ).scalar_one()}
+        for table in RUN_TABLES:
+            counts[table.name] = conn.execute(sa.select(sa.func.count()).select_from(table)
+                                              .where(table.c.run_id.in_(ids))).scalar_one()
+        own = SqlStore._own_accounts(conn, ids)
+        counts["account_state"] = sum(
+            conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.account.in_(own))).scalar_one()
+            for t in ACCOUNT_TABLES)
+        return counts
+
+    @staticmethod
+    def _own_accounts(conn: Connection, ids: Sequence[str]) -> list[str]:
+        """Accounts of the runs ``ids`` named after their run (a replay's) that no other run uses."""
+        own = conn.execute(sa.select(RUNS.c.account).where(RUNS.c.id.in_(ids), RUNS.c.account == RUNS.c.id)
+                           ).scalars().all()
+        shared = set(conn.execute(sa.select(RUNS.c.account).where(RUNS.c.account.in_(own), RUNS.c.id.not_in(ids))
+                                  ).scalars().all())
+        return [a for a in own if a not in shared]
 
     @staticmethod
     def _upsert(insert: Callable[[sa.Table], Any], table: sa.Table, keys: tuple[str, ...],
@@ -620,6 +708,13 @@ class SqlStore:
             raise StoreError(f"no current run in {self.url}: call start_run() or set_run() first")
         return self._run_id
 
+    def _buffer_order(self, order: Order) -> None:
+        run_id = self._current_run()
+        key = (run_id, order.client_order_id)
+        if key not in self._orders:
+            self._buffered += 1
+        self._orders[key] = order_row(run_id, order)
+
     def _added(self) -> None:
         self._buffered += 1
         if self._buffered >= self.config.batch_size:
@@ -630,21 +725,49 @@ class SqlStore:
             raise StoreError(f"store {self.url} is closed")
         return self._engine
 
+    def _write_fills(self, conn: Connection) -> int | None:
+        """Insert the buffered fills; return the account snapshot's fill watermark (if one is buffered).
+
+        The watermark is the highest fill id once the fills saved before the snapshot are in:
+        ids only grow (a PostgreSQL sequence; SQLite's rowid is max + 1 and fills are never
+        deleted), so every fill the snapshot does not include gets a higher one.
+        """
+        split = len(self._fills) if self._account_snapshot is None else self._account_snapshot[2]
+        if split:
+            conn.execute(self._insert_fill, self._fills[:split])
+        watermark = None
+        if self._account_snapshot is not None:
+            watermark = conn.execute(sa.select(sa.func.max(FILLS.c.id))).scalar()
+        if split < len(self._fills):
+            conn.execute(self._insert_fill, self._fills[split:])
+        return watermark
+
     def _write(self, what: str, then: Callable[[Connection], None]) -> None:
         """In one transaction: write the buffer (stable table order), then call ``then``."""
         engine = self._engine_or_raise()
         try:
             with engine.begin() as conn:
+                if self._journal:
+                    conn.execute(JOURNAL.insert(), self._journal)
                 if self._orders:
                     conn.execute(self._insert_order, list(self._orders.values()))
-                if self._fills:
-                    conn.execute(self._insert_fill, self._fills)
+                watermark = self._write_fills(conn)
                 if self._decisions:
                     conn.execute(DECISIONS.insert(), self._decisions)
                 if self._trades:
                     conn.execute(TRADES.insert(), self._trades)
                 if self._equity:
                     conn.execute(EQUITY.insert(), self._equity)
+                if self._risk is not None:
+                    conn.execute(self._insert_risk, self._risk)
+                if self._account_snapshot is not None:
+                    row, positions, _ = self._account_snapshot
+                    conn.execute(self._insert_account, {**row, "last_fill_id": watermark})
+                    conn.execute(ACCOUNT_POSITIONS.delete().where(ACCOUNT_POSITIONS.c.account == row["account"]))
+                    if positions:
+                        conn.execute(ACCOUNT_POSITIONS.insert(), positions)
+                if self._learner:
+                    conn.execute(self._insert_learner, list(self._learner.values()))
                 then(conn)
         except StoreError:
             raise
@@ -652,6 +775,8 @@ class SqlStore:
             raise self._error(f"{what} failed", exc) from exc
         self._orders = {}
         self._fills, self._decisions, self._trades, self._equity = [], [], [], []
+        self._risk, self._account_snapshot, self._learner = None, None, {}
+        self._journal = []
         self._buffered = 0
 
     def _read(self, query: Any) -> list[Any]:
@@ -663,12 +788,7 @@ class SqlStore:
             raise self._error("read failed", exc) from exc
 
     def _error(self, what: str, exc: BaseException) -> StoreError:
-        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        text = " ".join(line.strip() for line in cause[:3]) or type(exc).__name__
-        text = text.replace(self.config.database_url, self.url)
-        if len(self._password) >= 3:  # shorter ones would garble the text; they are no secret anyway
-            text = text.replace(self._password, "***").replace(quote(self._password, safe=""), "***")
-        return StoreError(f"{what}: {self.url}: {type(exc).__name__}: {text}")
+        return store_error(what, exc, url=self.config.database_url, masked_url=self.url, password=self._password)
 
 
-__all__ = ["SqlStore", "StoreError", "RUN_KINDS", "dumps_json"]
+__all__ = ["RUN_KINDS", "SqlStore", "StoreError", "dumps_json"]

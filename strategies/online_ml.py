@@ -6,6 +6,7 @@ the probability at bar t uses nothing after t.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -13,6 +14,7 @@ from core.enums import Side
 from core.events import Bar
 from core.intents import OrderIntent, close, enter
 from strategies.base import NO_INTENTS, Strategy, StrategyParams
+from strategies.view import StrategyView
 
 
 class OnlineMlParams(StrategyParams):
@@ -28,17 +30,25 @@ class OnlineMlParams(StrategyParams):
 
 
 class OnlineMl(Strategy[OnlineMlParams]):
-    """Trade the online learner's P(up): long above ``threshold``, exit below ``exit_threshold``.
+    """Trade the online learner's probability P(up) that the forward return beats its threshold.
 
-    Optionally short when P(up) <= 1 - threshold. The probability travels with the intent as
-    ``confidence``, so the risk engine's confidence floor can veto it.
+    Buys when P(up) >= ``threshold`` and closes the long when it falls below ``exit_threshold``;
+    with ``allow_short`` it also sells short when P(up) <= 1 - ``threshold`` and covers when P(up)
+    rises above 1 - ``exit_threshold``. The learner (River) learns only matured labels, so the
+    probability at a bar uses nothing after it. The probability travels with the intent as
+    ``confidence``, so the risk engine's confidence floor can veto it. Nothing is sent while an
+    order of the symbol is still working.
     """
 
     name = "online_ml"
     Params = OnlineMlParams
     uses_learner = True
 
-    def on_bar(self, ctx, bar: Bar) -> Sequence[OrderIntent]:
+    @classmethod
+    def check_params(cls) -> dict[str, Any]:
+        return {"threshold": 0.55, "exit_threshold": 0.5}
+
+    def on_bar(self, ctx: StrategyView, bar: Bar) -> Sequence[OrderIntent]:
         symbol = bar.symbol
         prob = ctx.prediction(symbol)
         if prob is None or ctx.pending(symbol) != 0.0:

@@ -9,6 +9,7 @@ Exit reasons (``profit_target``, ``stop_loss``, ``trailing_stop``, ``max_holding
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -16,7 +17,8 @@ from core.enums import Side
 from core.events import Bar
 from core.indicators import RSI, SMA
 from core.intents import OrderIntent, close, enter
-from strategies.base import NO_INTENTS, Strategy, StrategyParams
+from strategies.base import NO_INTENTS, Strategy, StrategyParams, exit_quantity
+from strategies.view import StrategyView
 
 
 class RsiMomentumParams(StrategyParams):
@@ -48,12 +50,27 @@ class _State:
 
 
 class RsiMomentum(Strategy[RsiMomentumParams]):
-    """Long-only RSI momentum with protective exits (see module docstring)."""
+    """Long-only RSI momentum with protective exits.
+
+    Buys when the trend is up (close above its ``trend_period`` SMA) and the RSI (``rsi_period``,
+    Wilder) sits inside [``rsi_min``, ``rsi_max``]: strong but not exhausted. Exits on a profit
+    target, a stop loss or a trailing stop (fractions of the entry price or of the highest close
+    since entry), or after ``max_holding_bars``. Rules are evaluated on bar closes; exits are
+    market orders that fill at a later bar's open, and close only what no working exit covers yet.
+    """
 
     name = "rsi_momentum"
     Params = RsiMomentumParams
 
-    def on_bar(self, ctx, bar: Bar) -> Sequence[OrderIntent]:
+    def __init__(self, params: RsiMomentumParams | None = None, strategy_id: str | None = None) -> None:
+        super().__init__(params, strategy_id)
+        self._states: dict[str, _State] = {}
+
+    @classmethod
+    def check_params(cls) -> dict[str, Any]:
+        return {"rsi_min": 50, "rsi_max": 80, "trend_period": 30}
+
+    def on_bar(self, ctx: StrategyView, bar: Bar) -> Sequence[OrderIntent]:
         p = self.params
         state = self._states.get(bar.symbol)
         if state is None:
@@ -63,19 +80,22 @@ class RsiMomentum(Strategy[RsiMomentumParams]):
         symbol = bar.symbol
         position = ctx.position(symbol)
         if position > 0:
-            if ctx.pending(symbol) < 0:
-                return NO_INTENTS  # an exit is already on its way
             state.bars_held += 1
             state.highest = max(state.highest, bar.close)
+            # Size exits from what is still open: an entry may still be filling (participation
+            # cap) while an earlier exit works, and closing the whole position again would go short.
+            remaining = exit_quantity(ctx, symbol)
+            if remaining <= 0.0:
+                return NO_INTENTS  # exits already cover the position
             entry = ctx.avg_price(symbol)
             if bar.close >= entry * (1 + p.profit_target):
-                return (close(symbol, position, "profit_target"),)
+                return (close(symbol, remaining, "profit_target"),)
             if bar.close <= entry * (1 - p.stop_loss):
-                return (close(symbol, position, "stop_loss"),)
+                return (close(symbol, remaining, "stop_loss"),)
             if bar.close <= state.highest * (1 - p.trailing_stop):
-                return (close(symbol, position, "trailing_stop"),)
+                return (close(symbol, remaining, "trailing_stop"),)
             if state.bars_held >= p.max_holding_bars:
-                return (close(symbol, position, "max_holding"),)
+                return (close(symbol, remaining, "max_holding"),)
             return NO_INTENTS
         state.bars_held = 0
         state.highest = 0.0

@@ -5,6 +5,7 @@ a later price."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import Field, model_validator
 
@@ -12,7 +13,8 @@ from core.enums import Side
 from core.events import Bar
 from core.indicators import SMA
 from core.intents import OrderIntent, close, enter
-from strategies.base import NO_INTENTS, Strategy, StrategyParams
+from strategies.base import NO_INTENTS, Strategy, StrategyParams, exit_quantity
+from strategies.view import StrategyView
 
 
 class SmaCrossParams(StrategyParams):
@@ -37,12 +39,26 @@ class _State:
 
 
 class SmaCross(Strategy[SmaCrossParams]):
-    """Moving-average crossover on closes (Params: ``fast``, ``slow`` in bars, ``allow_short``)."""
+    """Moving-average crossover on bar closes.
+
+    When the fast SMA (``fast`` bars) crosses above the slow SMA (``slow`` bars) it closes any
+    short and buys; when it crosses below it closes the long, and with ``allow_short`` also sells
+    short. Entries are sized by the risk engine. Signals come at the bar close; orders fill at a
+    later bar's open.
+    """
 
     name = "sma_cross"
     Params = SmaCrossParams
 
-    def on_bar(self, ctx, bar: Bar) -> Sequence[OrderIntent]:
+    def __init__(self, params: SmaCrossParams | None = None, strategy_id: str | None = None) -> None:
+        super().__init__(params, strategy_id)
+        self._states: dict[str, _State] = {}
+
+    @classmethod
+    def check_params(cls) -> dict[str, Any]:
+        return {"fast": 10, "slow": 40}
+
+    def on_bar(self, ctx: StrategyView, bar: Bar) -> Sequence[OrderIntent]:
         state = self._states.get(bar.symbol)
         if state is None:
             state = self._states[bar.symbol] = _State(self.params)
@@ -56,16 +72,20 @@ class SmaCross(Strategy[SmaCrossParams]):
             return NO_INTENTS
         symbol = bar.symbol
         if prev <= 0.0 < diff:
-            held = ctx.position(symbol) + ctx.pending(symbol)
-            if held > 0:
-                return NO_INTENTS
-            intents = [close(symbol, held, "sma_cross_up")] if held < 0 else []
-            intents.append(enter(symbol, Side.BUY, "sma_cross_up"))
-            return intents
+            return self._turn(ctx, symbol, Side.BUY, "sma_cross_up")
         if prev >= 0.0 > diff:
-            held = ctx.position(symbol) + ctx.pending(symbol)
-            intents = [close(symbol, held, "sma_cross_down")] if held > 0 else []
-            if self.params.allow_short and held >= 0:
-                intents.append(enter(symbol, Side.SELL, "sma_cross_down"))
-            return intents
+            return self._turn(ctx, symbol, Side.SELL, "sma_cross_down")
         return NO_INTENTS
+
+    def _turn(self, ctx: StrategyView, symbol: str, side: Side, reason: str) -> list[OrderIntent]:
+        """Close what is held against ``side`` and, where allowed, enter towards ``side``."""
+        held = ctx.position(symbol) + ctx.pending(symbol)  # where the book goes once orders fill
+        if held * side.sign > 0:
+            return []  # already positioned (or on the way) this way
+        intents = []
+        remaining = exit_quantity(ctx, symbol)
+        if remaining * side.sign < 0:  # only shares not already being closed
+            intents.append(close(symbol, remaining, reason))
+        if side is Side.BUY or self.params.allow_short:
+            intents.append(enter(symbol, side, reason))
+        return intents

@@ -24,7 +24,11 @@ def test_defaults() -> None:
     assert config.commission_minimum == 0.0
     assert config.commission_bps == 0.0
     assert config.participation_cap is None
+    assert config.fractional_shares is True
+    assert config.calendars == {}
+    assert config.max_order_age is None
     assert not FillModel(config).tracks_previous_bar
+    assert FillModel(config).max_order_age_ns is None
 
 
 @pytest.mark.parametrize("field, value", [
@@ -41,8 +45,11 @@ def test_defaults() -> None:
     ("participation_cap", 1.01),
     ("participation_cap", math.nan),
     ("unknown_key", 1.0),
+    ("calendars", {"SPY": "NOT_A_CALENDAR"}),
+    ("max_order_age", "5 days"),
+    ("max_order_age", "0d"),
 ])
-def test_config_rejects(field: str, value: float) -> None:
+def test_config_rejects(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
         FillConfig(**{field: value})
 
@@ -51,6 +58,16 @@ def test_config_is_frozen() -> None:
     config = FillConfig()
     with pytest.raises(ValidationError):
         config.slippage_bps = 2.0  # type: ignore[misc]
+
+
+def test_config_accepts_calendars_and_order_age() -> None:
+    config = FillConfig(calendars={"BTCUSD": "24/7", "VOD": "XLON", "SPY": "NYSE"}, max_order_age="5d")
+    assert config.calendars["VOD"] == "XLON"
+    assert FillModel(config).max_order_age_ns == 5 * 86_400 * 10**9
+    # still usable as a key (caches of runs by configuration)
+    assert {config: 1}[FillConfig(calendars={"BTCUSD": "24/7", "VOD": "XLON", "SPY": "NYSE"},
+                                  max_order_age="5d")] == 1
+    assert hash(FillConfig()) != hash(config)
 
 
 def test_config_accepts_boundaries() -> None:
@@ -133,6 +150,35 @@ def test_commission(per_share: float, minimum: float, bps: float, quantity: floa
     assert model.commission(quantity, price) == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("per_share, minimum, bps, quantity, before, expected", [
+    (0.005, 1.0, 0.0, 100.0, 100.0, 0.0),  # 200 shares x 0.005 = 1.0: the minimum already covered it
+    (0.005, 1.0, 0.0, 100.0, 200.0, 0.5),  # 1.5 in all, 1.0 paid before
+    (0.005, 1.0, 0.0, 300.0, 100.0, 1.0),  # 2.0 in all, 1.0 paid before
+    (0.005, 1.0, 0.0, 100.0, 1_000.0, 0.5),  # far past the minimum: the per-share rate only
+    (0.005, 0.0, 0.0, 100.0, 500.0, 0.5),
+    (0.0, 1.0, 0.0, 100.0, 100.0, 0.0),
+    (0.005, 1.0, 5.0, 100.0, 100.0, 5.0),  # the bps part is per fill, on this fill's notional
+])
+def test_commission_of_a_later_fill_of_the_same_order(per_share: float, minimum: float, bps: float,
+                                                      quantity: float, before: float, expected: float) -> None:
+    model = FillModel(FillConfig(commission_per_share=per_share, commission_minimum=minimum, commission_bps=bps))
+    assert model.commission(quantity, 100.0, before) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+@given(per_share=st.floats(0.0, 0.05), minimum=st.floats(0.0, 10.0),
+       fills=st.lists(st.floats(1e-6, 10_000.0), min_size=1, max_size=30))
+def test_order_commission_telescopes_to_the_per_order_minimum(per_share: float, minimum: float,
+                                                               fills: list[float]) -> None:
+    model = FillModel(FillConfig(commission_per_share=per_share, commission_minimum=minimum))
+    before, paid = 0.0, 0.0
+    for quantity in fills:
+        fee = model.commission(quantity, 100.0, before)
+        assert fee >= 0.0
+        paid += fee
+        before += quantity
+    assert paid == pytest.approx(max(before * per_share, minimum) if per_share > 0 else 0.0, rel=1e-9, abs=1e-12)
+
+
 # --- fill quantity -----------------------------------------------------------------------------
 @pytest.mark.parametrize("cap, leaves, volume, expected", [
     (None, 500.0, 1_000.0, 500.0),
@@ -150,6 +196,29 @@ def test_commission(per_share: float, minimum: float, bps: float, quantity: floa
 def test_fill_quantity(cap: float | None, leaves: float, volume: float, expected: float) -> None:
     model = FillModel(FillConfig(participation_cap=cap))
     assert model.fill_quantity(leaves, volume) == expected
+
+
+@pytest.mark.parametrize("cap, leaves, volume, expected", [
+    (0.1, 500.0, 127.0, 12.0),  # 12.7 allowed -> 12 whole shares
+    (0.1, 500.0, 9.0, 0.0),  # under one share: nothing on this bar
+    (0.1, 500.0, 0.0, 0.0),
+    (0.29, 500.0, 100.0, 29.0),  # 28.999999999999996 in floats is 29 shares, not 28
+    (0.1, 12.0, 127.0, 12.0),  # the cap covers the remainder
+    (0.1, 0.5, 7.0, 0.5),  # a fractional remainder (e.g. of a restored position) fills once allowed
+    (0.1, 12.5, 124.0, 12.0),
+    (None, 12.5, 0.0, 12.5),  # no cap: the order as it is
+])
+def test_fill_quantity_whole_shares(cap: float | None, leaves: float, volume: float, expected: float) -> None:
+    model = FillModel(FillConfig(participation_cap=cap, fractional_shares=False))
+    assert model.fill_quantity(leaves, volume) == expected
+
+
+@given(cap=st.floats(0.001, 1.0), leaves=st.integers(1, 10_000_000), volume=st.floats(0.0, 1e8))
+def test_fill_quantity_whole_shares_bounds(cap: float, leaves: int, volume: float) -> None:
+    quantity = FillModel(FillConfig(participation_cap=cap, fractional_shares=False)).fill_quantity(float(leaves), volume)
+    assert quantity.is_integer() and 0.0 <= quantity <= leaves
+    assert quantity <= cap * volume * (1 + 1e-9)
+    assert quantity >= min(leaves, math.floor(cap * volume * (1 - 1e-12)))  # never more than one ulp lost
 
 
 @given(cap=st.floats(0.001, 1.0), leaves=st.floats(0.0, 1e7), volume=st.floats(0.0, 1e8))

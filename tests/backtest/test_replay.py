@@ -26,16 +26,12 @@ def test_one_equity_point_per_timestamp_and_one_store_snapshot_per_day(two_symbo
 
 def test_progress_is_reported_up_to_the_total(two_symbols):
     from alerts.sinks import MemoryAlertSink
-    from backtest.fill_model import FillConfig
     from backtest.replay import run_replay
-    from learning.pipeline import SignalConfig
-    from risk.config import RiskConfig
+    from backtest.spec import RunSpec
     from state.memory import MemoryStore
-    from strategies.registry import build_strategy
 
     seen: list[int] = []
-    run_replay(two_symbols, build_strategy("sma_cross"), risk_config=RiskConfig(), fill_config=FillConfig(),
-               signal_config=SignalConfig(), replay_config=ReplayConfig(progress_every=1000), store=MemoryStore(),
+    run_replay(two_symbols, RunSpec(replay=ReplayConfig(progress_every=1000)), store=MemoryStore(),
                alerts=MemoryAlertSink(), progress=seen.append)
     total = sum(len(s) for s in two_symbols)
     assert seen[-1] == total and seen[:3] == [1000, 2000, 3000]

@@ -91,6 +91,51 @@ def test_naive_timestamp_is_rejected_not_guessed(tmp_path: Path, spy_lines: list
     assert "never guesses a timezone" in message
 
 
+@pytest.mark.parametrize("stamp", ["1998-01-02", "19980102"])
+def test_date_only_timestamp_is_refused_not_read_as_an_offset(tmp_path: Path, spy_lines: list[str], stamp: str) -> None:
+    # "1998-01-02" ends in "-02", which an offset pattern without a time part took for "UTC-2"
+    path = write_lines(tmp_path, edit(spy_lines, 4, timestamp=stamp))
+    assert str(error_of(path)) == (
+        f"{path}:4: column 'timestamp': timestamp {stamp!r} is a date without a time and UTC offset; write the "
+        f"bar start in full, e.g. '{stamp}T00:00:00Z' (tradingd never guesses a timezone)")
+
+
+def test_a_file_of_dates_only_names_every_line(tmp_path: Path) -> None:
+    path = write_lines(tmp_path, [HEADER, "2020-01-02,1,1,1,1,1", "2020-01-03,1,1,1,1,1"])
+    error = error_of(path)
+    assert error.total == 2 and [p.split(": ")[0] for p in error.problems] == [f"{path}:2", f"{path}:3"]
+
+
+def test_timeframe_shorter_than_the_bar_spacing_is_refused(tmp_path: Path, spy_lines: list[str]) -> None:
+    path = write_lines(tmp_path, spy_lines)  # hourly bars
+    message = str(error_of(path, timeframe="30min"))
+    assert message == (f"{path}: timeframe 30min is shorter than the spacing of its bars (1h, the most frequent "
+                       "step): every bar would be released before it closed; use 1h or leave the timeframe out "
+                       "to infer it")
+    assert load_bars(path, timeframe="1h").timeframe_ns == NANOS_PER_HOUR
+
+
+def test_sub_second_bars_are_refused_with_a_reason(tmp_path: Path) -> None:
+    rows = [f"2020-01-02T00:00:0{i // 2}.{5 * (i % 2)}Z,1,1,1,1,1" for i in range(4)]  # 0.5 s apart
+    path = write_lines(tmp_path, [HEADER, *rows])
+    assert str(error_of(path)) == (f"{path}: bars 0.5 s long: tradingd needs whole seconds (at least 1 s) "
+                                   "(the most frequent step between bars)")
+
+
+def test_bars_released_after_2262_are_refused_not_overflowed(tmp_path: Path) -> None:
+    rows = [f"2262-04-11T2{h}:00:00Z,1,1,1,1,1" for h in range(4)]  # the last one ends after 23:47:16
+    path = write_lines(tmp_path, [HEADER, *rows])
+    assert str(error_of(path)) == (
+        f"{path}:5: column 'timestamp': the bar starting 2262-04-11T23:00:00Z ends (1h later) after "
+        "2262-04-11T23:47:16Z, the last instant tradingd can represent (int64 ns)")
+
+
+def test_a_timeframe_of_a_million_days_is_refused_before_any_arithmetic(tmp_path: Path, spy_lines: list[str]) -> None:
+    path = write_lines(tmp_path, spy_lines)
+    assert str(error_of(path, timeframe="1000000d")) == (
+        f"{path}: timeframe: bars 1,000,000 days long: the longest timeframe is 366d")
+
+
 # (line, column edits, expected message after "<file>:"). SPY's real line 5 is
 # 1998-01-02T12:00:00-05:00,63.696078,63.840544,63.696078,63.781444,162200
 MALFORMED_CELLS = [
@@ -269,7 +314,7 @@ def test_timeframe_inferred_across_overnight_gaps(spy_lines: list[str], tmp_path
     series = load_bars(write_lines(tmp_path, spy_lines))
     assert series.timeframe_ns == NANOS_PER_HOUR
     np.testing.assert_array_equal(series.ts_init, series.ts_event + NANOS_PER_HOUR)
-    assert load_bars(write_lines(tmp_path, spy_lines), timeframe="30min").timeframe_ns == 30 * NANOS_PER_MINUTE
+    assert load_bars(write_lines(tmp_path, spy_lines), timeframe="2h").timeframe_ns == 2 * NANOS_PER_HOUR
     with pytest.raises(ValueError, match="invalid timeframe"):
         load_bars(write_lines(tmp_path, spy_lines), timeframe="hourly")
 
@@ -315,7 +360,7 @@ def test_load_many_rejects_mixed_timeframes(tmp_path: Path, spy_lines: list[str]
         load_many([hourly, daily])
     message = str(caught.value)
     assert str(hourly) in message and "1h" in message and str(daily) in message and "1d" in message
-    assert len(load_many([hourly, daily], timeframe="1h")) == 2  # an explicit timeframe applies to all
+    assert len(load_many([hourly, daily], timeframe="1d")) == 2  # an explicit timeframe applies to all
 
 
 def test_bar_series_is_immutable_and_checked() -> None:

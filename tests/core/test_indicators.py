@@ -1,9 +1,11 @@
-"""core.indicators against pandas references on real data, plus Hypothesis properties."""
+"""core.indicators against pandas references on real data, plus Hypothesis properties, including
+every finite input from denormals to the float limit."""
 
 from __future__ import annotations
 
 import doctest
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -309,3 +311,107 @@ def test_rolling_stats_drift_is_bounded_over_long_streams(seed, period, level, w
     window = data[-period:]
     assert math.isclose(rs.mean, float(np.mean(window)), rel_tol=1e-9, abs_tol=1e-9 * np.abs(window).max())
     assert math.isclose(rs.std, float(np.std(window, ddof=1)), rel_tol=1e-9)
+
+
+# --- extreme values: any finite input (issue 5 B17) ---------------------------------------------
+# Every finite float is accepted: no update or query raises, every output is finite or None, and
+# nothing stays poisoned (windowed indicators recover exact values once the extremes have left).
+
+MAX = sys.float_info.max
+EXTREMES = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1e-8, 1.0, -1.0, 1e9, 1e15, 1e140, -1e150,
+            1e155, 1e305, -1e305, MAX / 2, MAX, -MAX]
+finite = st.one_of(st.sampled_from(EXTREMES), st.floats(allow_nan=False, allow_infinity=False))
+# runs of one value (constant windows) and jumps between values of any size
+runs = st.lists(st.tuples(finite, st.integers(1, 12)), min_size=1, max_size=30).map(
+    lambda segments: [x for x, n in segments for _ in range(n)])
+ordinary = st.lists(st.integers(-10**6, 10**6).map(float), min_size=1, max_size=40)
+
+
+def finite_or_none(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isfinite(x))
+
+
+def outputs(indicator, probe: float) -> list:
+    """Every query an indicator answers, after an update."""
+    out = [indicator.value]
+    if isinstance(indicator, RollingStats):
+        out += [indicator.mean, indicator.variance, indicator.std, indicator.zscore(probe), indicator.zscore(-probe)]
+    elif isinstance(indicator, MACD):
+        out += [indicator.macd, indicator.signal, indicator.histogram]
+    elif isinstance(indicator, Bollinger):
+        out += [indicator.percent_b, indicator.middle, indicator.upper, indicator.lower]
+    return out
+
+
+ALL = [SMA, EMA, RSI, lambda p: RollingStats(p + 1), lambda p: RollingStats(p, ddof=0),
+       lambda p: MACD(p, p + 2, p), Bollinger, EfficiencyRatio, RollingMax, RollingMin]
+ALL_IDS = ["SMA", "EMA", "RSI", "RollingStats", "RollingStats0", "MACD", "Bollinger", "EfficiencyRatio",
+           "RollingMax", "RollingMin"]
+
+
+@pytest.mark.parametrize("make", ALL, ids=ALL_IDS)
+@settings(max_examples=150, deadline=None)
+@given(xs=runs, period=st.integers(1, 8), probe=finite)
+def test_any_finite_input_gives_finite_outputs(make, xs, period, probe):
+    indicator = make(period)
+    for x in xs:
+        v = indicator.update(x)
+        assert finite_or_none(v), (x, v)
+        assert all(finite_or_none(o) for o in outputs(indicator, probe)), (x, outputs(indicator, probe))
+
+
+@settings(max_examples=150, deadline=None)
+@given(bars=st.lists(st.tuples(finite, finite, finite), min_size=1, max_size=120), period=st.integers(1, 8))
+def test_atr_of_any_finite_bars_is_finite(bars, period):
+    atr = ATR(period)
+    for a, b, c in bars:
+        v = atr.update(max(a, b, c), min(a, b, c), c)
+        assert finite_or_none(v) and (v is None or v >= 0.0), v
+
+
+WINDOWED = [SMA, lambda p: RollingStats(p + 1), lambda p: RollingStats(p, ddof=0), EfficiencyRatio, RollingMax,
+            RollingMin, Bollinger]
+WINDOWED_IDS = ["SMA", "RollingStats", "RollingStats0", "EfficiencyRatio", "RollingMax", "RollingMin", "Bollinger"]
+
+
+@pytest.mark.parametrize("make", WINDOWED, ids=WINDOWED_IDS)
+@settings(max_examples=100, deadline=None)
+@given(xs=runs, tail=ordinary, period=st.integers(1, 8))
+def test_windowed_indicators_recover_once_extremes_leave(make, xs, tail, period):
+    """After two windows of ordinary values the state equals a fresh indicator's: nothing sticks."""
+    healed, fresh = make(period), make(period)
+    for x in xs:
+        healed.update(x)
+    n = healed.period
+    tail = (tail * (2 * n + 2))[: 2 * n + 2]  # at least two whole windows
+    for x in tail:
+        healed.update(x)
+        fresh.update(x)
+    if isinstance(healed, RollingStats):
+        scale = max(map(abs, tail[-n:])) + 1.0
+        assert healed.mean == pytest.approx(fresh.mean, rel=1e-9, abs=1e-9 * scale)
+        assert healed.std == pytest.approx(fresh.std, rel=1e-6, abs=1e-6 * scale)
+    elif isinstance(healed, Bollinger):
+        assert healed.middle == pytest.approx(fresh.middle, rel=1e-9, abs=1e-9)
+    else:  # integer-valued data: the running sums are exact, so the values must be identical
+        assert healed.value == fresh.value
+
+
+@settings(max_examples=30, deadline=None)
+@given(xs=runs, period=st.integers(1, 8))
+def test_recursive_indicators_forget_extremes(xs, period):
+    """EMA, RSI and MACD weigh their past with geometrically decaying weights: after any finite
+    input, a long enough stretch of ordinary prices brings them to a fresh indicator's values. A NaN
+    or inf in their state would stick forever (an RSI stuck at 50, an EMA at NaN)."""
+    ramp = [float(i) for i in range(1, 750 * (period + 3))]  # (1 - alpha) ** len(ramp) < 1e-320
+    healed = (EMA(period), RSI(period), MACD(period, period + 2, period))
+    fresh = (EMA(period), RSI(period), MACD(period, period + 2, period))
+    for x in xs:
+        for ind in healed:
+            assert finite_or_none(ind.update(x))
+    for x in ramp:
+        for h, f in zip(healed, fresh):
+            assert finite_or_none(h.update(x))
+            f.update(x)
+    for h, f in zip(healed, fresh):
+        assert h.value == pytest.approx(f.value, rel=1e-9, abs=1e-9), type(h).__name__

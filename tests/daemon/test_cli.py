@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import research.output
 from core.enums import TradingState
 from daemon.config import load_config
 from state import SqlStore, StoreConfig
@@ -23,7 +24,7 @@ METRIC_LABELS = ["Total return", "CAGR", "Volatility", "Sharpe", "Sortino", "Cal
                  "Max DD duration", "Win rate", "Profit factor", "Expectancy", "Exposure", "Turnover", "Trades"]
 METRIC_KEYS = ["total_return", "cagr", "volatility", "sharpe", "sortino", "calmar", "max_drawdown",
                "max_drawdown_duration", "win_rate", "profit_factor", "expectancy", "exposure", "turnover", "trades"]
-OUTPUT_FILES = ["report.html", "metrics.json", "trades.csv", "orders.csv", "fills.csv", "equity.csv"]
+OUTPUT_FILES = list(research.output.OUTPUT_FILES)
 TRADE_COLUMNS = ["symbol", "side", "quantity", "entry_time", "exit_time", "entry_price", "exit_price", "pnl",
                  "return", "commission", "exit_reason"]
 FILL_COLUMNS = ["time", "symbol", "side", "quantity", "price", "commission"]
@@ -89,18 +90,18 @@ def test_replay_help_lists_every_option_with_its_help(cli):
     assert result.exit_code == 0, result.output
     text = flat(result.stdout)
     for option, words in (
-        ("--data", "Bar file; repeat, or list files after it. Overrides [data] paths."),
-        ("--strategy", "Strategy name (see `tradingd strategies`)."),
-        ("--param", "Strategy parameter KEY=VALUE; repeatable. Replaces [strategy.params]"),
+        ("--data", "Bar file, or a folder (all its .csv, .csv.gz and .parquet files); repeat"),
+        ("--strategy", "Strategy name (see `tradingd strategies`) or package.module:Class."),
+        ("--param", "Strategy parameter; repeatable. Replaces [strategy.params]"),
         ("--slippage-bps", "Fixed adverse slippage per fill, basis points."),
         ("--commission", "Commission per share, USD."),
         ("--commission-bps", "Commission as basis points of notional."),
         ("--participation-cap", "Max fraction of a bar's volume one order may fill"),
-        ("--out", "Output folder (default [output] dir)."),
-        ("--db", "State database URL (default [state] database_url)."),
-        ("--start", "First bar start, ISO-8601 with timezone (inclusive)."),
+        ("--out", "Output folder, relative to the working directory."),
+        ("--db", "State database: sqlite:///path.db or postgresql+psycopg://user@host/db"),
+        ("--start", "First bar start, ISO-8601 with timezone"),
         ("--config", "TOML configuration file."),
-        ("--no-progress", "Show a progress bar."),
+        ("--no-progress", "Show a progress bar (on stderr)."),
     ):
         assert option in text, f"{option} missing from replay --help"
         assert words in text, f"help of {option} ({words!r}) missing from replay --help:\n{text}"
@@ -170,9 +171,10 @@ def frictionless(tmp_path_factory):
 def test_replay_prints_the_summary_table_with_both_columns_and_every_metric(frictionless):
     tmp, result = frictionless
     out = result.stdout
-    assert "sma_cross vs buy-and-hold (SPY, AAPL)" in out
-    assert re.search(r"metric\s*┃\s*strategy\s*┃\s*buy & hold", out)
     metrics = json.loads((tmp / "out" / "metrics.json").read_text())
+    label = metrics["benchmark_label"]
+    assert f"sma_cross vs {label} (SPY, AAPL)" in out
+    assert re.search(rf"metric\s*┃\s*strategy\s*┃\s*{re.escape(label)}", out)
     rows = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip("│ ").split("│")]
@@ -182,7 +184,7 @@ def test_replay_prints_the_summary_table_with_both_columns_and_every_metric(fric
     assert all(ours and theirs for ours, theirs in rows.values())
     # the table shows the same numbers as metrics.json
     assert rows["Total return"][0] == f"{metrics['strategy']['total_return'] * 100:.2f}%"
-    assert rows["Total return"][1] == f"{metrics['buy_and_hold']['total_return'] * 100:.2f}%"
+    assert rows["Total return"][1] == f"{metrics['benchmark']['total_return'] * 100:.2f}%"
     assert rows["Trades"] == [str(metrics["strategy"]["trades"]), "n/a"]
     assert f"run {metrics['run']['run_id']}" in flat(out)
 
@@ -193,12 +195,12 @@ def test_replay_writes_every_output_file(frictionless):
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
     assert "<html" in (out / "report.html").read_text()[:2000].lower()
     metrics = json.loads((out / "metrics.json").read_text())
-    for section in ("strategy", "buy_and_hold"):
+    for section in ("strategy", "benchmark"):
         for key in METRIC_KEYS:
             assert key in metrics[section], f"metrics.json [{section}] lacks {key}"
-    assert metrics["run"]["symbols"] == "SPY, AAPL" and metrics["run"]["strategy"] == "sma_cross"
+    assert metrics["run"]["symbols"] == ["SPY", "AAPL"] and metrics["run"]["strategy"] == "sma_cross"
     assert metrics["run"]["params"]["fast"] == 5 and metrics["run"]["params"]["slow"] == 20
-    assert header(out / "trades.csv") == TRADE_COLUMNS
+    assert set(TRADE_COLUMNS) <= set(header(out / "trades.csv"))
     assert header(out / "fills.csv")[:len(FILL_COLUMNS)] == FILL_COLUMNS
     assert {"client_order_id", "symbol", "side", "quantity", "status"} <= set(header(out / "orders.csv"))
     assert header(out / "equity.csv")[:3] == ["time", "cash", "equity"]
@@ -276,7 +278,8 @@ def test_console_script_entry_point_replays(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Total return" in proc.stdout and "buy & hold" in proc.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(set(OUTPUT_FILES) - {"report.html"})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "x.db"]  # nothing else in the cwd
+    # nothing else in the cwd (the database may keep companion files such as its migration lock)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("x.db")) == ["out"]
 
 
 # --- bad input: exit code 2, file + line + reason, nothing written -----------------------------------
@@ -331,11 +334,13 @@ def test_bad_data_exits_2_naming_file_line_and_reason_and_writes_nothing(cli, tm
     (["--param", "fast"], ["--param 'fast'", "KEY=VALUE"]),
     (["--param", "fastt=3"], ["fastt='3'", "fast, slow, allow_short"]),
     (["--strategy", "nope"], ["unknown strategy 'nope'", "online_ml, rsi_momentum, sma_cross"]),
-    (["--participation-cap", "2"], ["[fill] participation_cap = 2.0", "less than or equal to 1"]),
-    (["--slippage-bps", "-1"], ["[fill] slippage_bps = -1.0", "greater than or equal to 0"]),
-    (["--cash", "0"], ["[replay] starting_cash = 0.0", "greater than 0"]),
-    (["--start", "2019-01-01T00:00:00"], ["[data] start = '2019-01-01T00:00:00'", "needs a timezone"]),
-    (["--timeframe", "1hour"], ["[data] timeframe = '1hour'", "invalid timeframe"]),
+    (["--participation-cap", "2"], ["--participation-cap 2.0 (sets [fill] participation_cap): Input should be "
+                                    "less than or equal to 1"]),
+    (["--slippage-bps", "-1"], ["--slippage-bps -1.0 (sets [fill] slippage_bps): Input should be greater than "
+                                "or equal to 0"]),
+    (["--cash", "0"], ["--cash 0.0 (sets [replay] starting_cash): Input should be greater than 0"]),
+    (["--start", "2019-01-01T00:00:00"], ["--start 2019-01-01T00:00:00 (sets [data] start): needs a timezone"]),
+    (["--timeframe", "1hour"], ["--timeframe 1hour (sets [data] timeframe): invalid timeframe '1hour'"]),
     (["--start", "2030-01-01T00:00:00Z"], ["no bars between 2030-01-01T00:00:00+00:00"]),
 ], ids=["param-not-int", "fast>=slow", "param-no-equals", "param-unknown", "strategy", "participation-cap",
         "slippage", "cash", "naive-start", "timeframe", "empty-window"])
@@ -407,7 +412,7 @@ def test_unreachable_database_fails_cleanly_and_writes_no_output(cli, tmp_path):
 def test_option_errors_say_they_come_from_the_command_line(cli, tmp_path):
     result = cli(*replay_args(tmp_path, "--participation-cap", "2"))
     assert result.exit_code == 2
-    assert "command-line options" in flat(result.stderr) and "participation_cap = 2.0" in flat(result.stderr)
+    assert "command-line options" in flat(result.stderr) and "--participation-cap 2.0" in flat(result.stderr)
 
 
 def test_param_strings_and_typed_config_values_hash_alike(tmp_path):
@@ -419,3 +424,222 @@ def test_param_strings_and_typed_config_values_hash_alike(tmp_path):
     from_cli = load_config(config, {"strategy.params": {"fast": "5", "slow": "20"}})
     assert from_cli.strategy.params == {"fast": 5, "slow": 20, "allow_short": False}
     assert from_cli.config_hash() == from_file.config_hash()
+
+
+def test_rearm_of_an_unknown_account_is_an_error_and_db_selects_the_database(cli, tmp_path):
+    db = sqlite_url(tmp_path / "other.db")
+    result = cli("rearm", "--account", "typo", "--db", db)
+    assert result.exit_code == 2
+    assert "account 'typo' has no persisted state" in flat(result.stderr)
+    result = cli("halt", "--account", "acct", "--reason", "stop", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "other.db" in flat(result.stdout)  # says which database was changed
+    with SqlStore(StoreConfig(database_url=db), account="acct") as store:
+        assert store.load_trading_state() == (TradingState.HALTED, "stop")
+        assert store.load_risk_state("acct").state is TradingState.HALTED  # recovery sees it too
+
+
+# --- the command line as a whole: speed of --help, version, defaults in the help -----------------
+
+HEAVY = {"river", "scipy", "sqlalchemy", "pandas", "plotly", "pyarrow"}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["strategies"], ["replay", "--help"], ["halt", "--help"]],
+                         ids=["help", "strategies", "replay-help", "halt-help"])
+def test_help_and_the_strategy_listing_import_no_heavy_library(argv):
+    # what makes `tradingd --help` take 2 s instead of 0.2 s: River, SciPy, SQLAlchemy, pandas, plotly
+    code = f"import sys; from daemon.cli import app; sys.argv = ['tradingd', *{argv!r}]; app(prog_name='tradingd')"
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
+                          cwd=REPO_CONFIG.parent, timeout=60, env={"COLUMNS": "120", "PATH": ""})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.rpartition("|")[2].strip().split(".")[0] for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "typer" in imported  # the measurement works
+    assert not imported & HEAVY, f"{' '.join(argv)} imports {sorted(imported & HEAVY)}"
+
+
+def test_version(cli):
+    from importlib.metadata import version
+
+    result = cli("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"tradingd {version('tradingd')}"
+
+
+def test_every_replay_option_shows_its_default_from_the_config_file_or_built_in(cli, tmp_path, monkeypatch):
+    config = tmp_path / "prod.toml"
+    config.write_text('[fill]\nslippage_bps = 2.5\n[strategy]\nname = "rsi_momentum"\n[strategy.params]\n'
+                      'rsi_period = 10\n[state]\ndatabase_url = "postgresql+psycopg://trader:s3cretpw@db/x"\n')
+    monkeypatch.chdir(tmp_path)  # no config.toml here: only -c supplies values
+    text = flat(cli("replay", "-c", config, "--help").stdout)
+    for shown in (f"[default: [fill] slippage_bps = 2.5 from {config}]",
+                  f'[default: [strategy] name = "rsi_momentum" from {config}]',
+                  f"[default: [strategy.params] rsi_period = 10 from {config}]",
+                  "[default: [fill] commission_bps = 0.0 (built-in)]",
+                  "[default: [replay] starting_cash = 100000.0 (built-in)]",
+                  '[default: [output] dir = "runs/latest" (built-in)]',
+                  "[default: [data] timeframe: inferred from the data (the most frequent bar spacing)]",
+                  f"[default: [state] database_url from {config} (credentials not shown)]",
+                  "[default: [output] report = true (built-in)]", "[default: on]"):
+        assert shown in text, f"{shown!r} missing from:\n{text}"
+    assert "s3cretpw" not in text
+    options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+(?= )", text.split("Options")[-1]))
+    options -= {"--help", "--no-report", "--no-progress"}
+    assert len(options) == 19, options
+    assert len(re.findall(r"\[default: ", text)) == len(options) + 1  # every option, and the FILE|DIR argument
+    bare = flat(cli("replay", "--help").stdout)
+    assert "[default: [fill] slippage_bps = 1.0 (built-in)]" in bare
+    assert "the built-in defaults (here: none, so built-in defaults)" in bare
+
+
+def test_help_shows_no_python_type_noise(cli):
+    for command in ([], ["replay"], ["halt"], ["rearm"], ["check-config"], ["strategies"]):
+        text = cli(*command, "--help").stdout
+        assert not re.search(r"<(bool|str|int|float|path|list\[\w+\])>", text, re.IGNORECASE), text
+
+
+def test_help_defaults_mirror_the_configuration_defaults():
+    from daemon.help_defaults import BUILTIN
+
+    from daemon.config import AppConfig
+
+    defaults = AppConfig().model_dump(mode="json")
+    for dotted, value in BUILTIN.items():
+        node = defaults
+        for part in dotted.split("."):
+            node = node[part]
+        assert node == value, f"help shows {dotted} = {value!r} but the built-in default is {node!r}"
+
+
+# --- inputs checked before anything runs ------------------------------------------------------------
+
+
+def test_data_accepts_a_folder_of_bar_files(cli, tmp_path):
+    folder = tmp_path / "bars"
+    folder.mkdir()
+    import shutil
+
+    shutil.copy(SPY, folder / "SPY.csv.gz")
+    shutil.copy(AAPL, folder / "AAPL.csv.gz")
+    result = cli("replay", "-c", REPO_CONFIG, "--data", folder, *SLICE, "--param", "fast=5", "--param", "slow=20",
+                 "--out", tmp_path / "out", "--db", sqlite_url(tmp_path / "x.db"), "--no-progress", "--no-report")
+    assert result.exit_code == 0, result.output
+    assert "bars of AAPL, SPY" in flat(result.stdout)
+
+
+def test_out_pointing_at_an_existing_file_fails_before_the_replay(cli, tmp_path):
+    (tmp_path / "out").write_text("my notes")
+    result = cli(*replay_args(tmp_path))
+    assert result.exit_code == 2
+    assert f"--out {tmp_path / 'out'}: exists and is a file, not a folder" in flat(result.stderr)
+    assert "Replaying" not in result.stdout
+    assert (tmp_path / "out").read_text() == "my notes" and not (tmp_path / "x.db").exists()
+    result = cli("replay", "-c", REPO_CONFIG, "--data", SPY, "--out", tmp_path / "out" / "sub",
+                 "--db", sqlite_url(tmp_path / "x.db"), "--no-progress")
+    assert result.exit_code == 2 and "is a file, so the folder cannot be created" in flat(result.stderr)
+
+
+def test_a_missing_config_toml_means_built_in_defaults_for_replay_and_check_config_alike(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    note = f"note: no config.toml in {tmp_path}: using the built-in defaults"
+    checked = cli("check-config")
+    replayed = cli("replay", "--no-progress")
+    for result in (checked, replayed):  # both say it, and both fail on the default data, which is not here
+        assert result.exit_code == 2 and note in flat(result.stderr)
+        assert "[data] paths: 'data/us_equity_1hour_adjusted/*.csv.gz' matches no file" in flat(result.stderr)
+    result = cli("replay", "--data", SPY, "--start", "2019-01-01T00:00:00Z", "--end", "2019-03-01T00:00:00Z",
+                 "--db", sqlite_url(tmp_path / "x.db"), "--no-progress", "--no-report")
+    assert result.exit_code == 0, result.output
+    assert note in flat(result.stderr)
+    for command in ("check-config", "replay"):  # an explicit file that is missing is an error for both
+        result = cli(command, "-c", tmp_path / "typo.toml")
+        assert result.exit_code == 2 and f"{tmp_path / 'typo.toml'}: file not found" in result.stderr
+
+
+def _date_only(tmp: Path) -> tuple[Path, str]:
+    head, rows = spy_rows(n=20)
+    rows[3] = "2019-01-03" + rows[3][len("2019-01-03T09:00:00-05:00"):]
+    return write_csv(tmp / "QQQ.csv", head, rows), ":5: column 'timestamp': timestamp '2019-01-03' is a date without a time"
+
+
+def _sub_second(tmp: Path) -> tuple[Path, str]:
+    rows = [f"2020-01-02T00:00:0{i // 2}.{5 * (i % 2)}Z,1,1,1,1,1" for i in range(6)]
+    return write_csv(tmp / "QQQ.csv", "timestamp,open,high,low,close,volume", rows), "bars 0.5 s long"
+
+
+def _near_2262(tmp: Path) -> tuple[Path, str]:
+    rows = [f"2262-04-11T2{h}:00:00Z,1,1,1,1,1" for h in range(4)]
+    return (write_csv(tmp / "QQQ.csv", "timestamp,open,high,low,close,volume", rows),
+            ":5: column 'timestamp': the bar starting 2262-04-11T23:00:00Z ends (1h later) after 2262-04-11T23:47:16Z")
+
+
+BAD_INPUTS = {
+    "date-only timestamp": (_date_only, []),
+    "sub-second bars": (_sub_second, []),
+    "bars near 2262": (_near_2262, []),
+    "timeframe shorter than the bars": (None, ["--timeframe", "1min"]),
+    "timeframe of a million days": (None, ["--timeframe", "1000000d"]),
+    "start after 2262": (None, ["--start", "2300-01-01T00:00:00Z"]),
+}
+EXPECTED = {
+    "timeframe shorter than the bars": "timeframe 1min is shorter than the spacing of its bars (1h, the most frequent step)",
+    "timeframe of a million days": "--timeframe 1000000d (sets [data] timeframe): bars 1,000,000 days long",
+    "start after 2262": "--start 2300-01-01T00:00:00Z (sets [data] start): outside 1677-09-21 .. 2262-04-11",
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_inputs_tradingd_cannot_replay_are_clear_errors_not_tracebacks(cli, tmp_path, name):
+    make, extra = BAD_INPUTS[name]
+    data, expected = make(tmp_path) if make else (SPY, EXPECTED[name])
+    result = cli("replay", "-c", REPO_CONFIG, "--data", data, *extra, "--out", tmp_path / "out",
+                 "--db", sqlite_url(tmp_path / "x.db"), "--no-progress")
+    assert result.exit_code == 2, result.output
+    assert expected in flat(result.stderr), result.stderr
+    assert "Traceback" not in result.output and "Replaying" not in result.stdout
+    assert_nothing_written(tmp_path)
+
+
+def test_conflicting_settings_are_an_error_naming_both_keys(cli, tmp_path):
+    result = cli(*replay_args(tmp_path, "--param", "allow_short=true"))
+    assert result.exit_code == 2
+    assert ("--param allow_short=true conflicts with [risk] allow_short = false: the risk engine would deny every "
+            "short entry") in flat(result.stderr)
+    assert_nothing_written(tmp_path)
+
+
+def test_a_strategy_that_can_never_trade_on_the_data_gets_a_warning(cli, tmp_path):
+    head, rows = spy_rows(n=2)
+    two = write_csv(tmp_path / "SPY.csv", head, rows)
+    result = cli("replay", "-c", REPO_CONFIG, "--data", two, "--strategy", "sma_cross", "--out", tmp_path / "out",
+                 "--db", sqlite_url(tmp_path / "x.db"), "--no-progress", "--no-report")
+    assert result.exit_code == 0, result.output
+    assert ("warning: sma_cross can never trade on this data: it needs more than 350 bars of a symbol before its "
+            "first decision (slow = 350), and the data has SPY 2 bars") in flat(result.stderr)
+    (tmp_path / "ok").mkdir()
+    fine = cli(*replay_args(tmp_path / "ok", "--no-report"))  # slow = 20 on a year of hourly bars
+    assert fine.exit_code == 0 and "can never trade" not in fine.stderr
+
+
+def test_check_config_refuses_a_database_the_store_cannot_open(cli, tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[state]\ndatabase_url = "mysql://trader:s3cretpw@db/tradingd"\n[data]\npaths = []\n')
+    result = cli("check-config", "-c", path)
+    assert result.exit_code == 2
+    assert "[state] database_url = 'mysql://trader:***@db/tradingd': unsupported database 'mysql'" in flat(result.stderr)
+    assert "s3cretpw" not in result.output
+
+
+def test_halt_writes_the_sqlite_file_next_to_the_config_file_whatever_the_cwd(cli, tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    config = project / "config.toml"
+    config.write_text('[state]\ndatabase_url = "sqlite:///state.db"\n')
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    result = cli("halt", "-c", config, "--account", "acct", "--reason", "stop")
+    assert result.exit_code == 0, result.output
+    assert f"written to sqlite:///{project / 'state.db'}" in flat(result.stdout)
+    assert (project / "state.db").exists() and list((tmp_path / "elsewhere").iterdir()) == []
+    monkeypatch.chdir(project)  # rearm from the config's own folder hits the same database
+    result = cli("rearm", "-c", "config.toml", "--account", "acct", "--reason", "checked")
+    assert result.exit_code == 0 and "halted -> active" in flat(result.stdout)

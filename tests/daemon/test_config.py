@@ -4,6 +4,7 @@ what is allowed."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -65,7 +66,7 @@ INVALID = {
     "participation cap above 1": ("[fill]\nparticipation_cap = 2\n",
                                   ["[fill] participation_cap = 2", "less than or equal to 1"]),
     "typo in [risk]": ("[risk]\nmax_drawdwn = 0.2\n",
-                       ["[risk] max_drawdwn = 0.2", "unknown key", "max_drawdown", "daily_loss_limit"]),
+                       ["[risk] max_drawdwn: unknown key", "max_drawdown", "daily_loss_limit"]),
     "unknown section": ("[riskk]\nmax_drawdown = 0.2\n",
                         ["[riskk]", "unknown section", "risk", "strategy", "fill"]),
     "bad sizing choice": ('[risk]\nsizing = "kelly"\n',
@@ -106,7 +107,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
     path = write(tmp_path, "[risk]\nmax_drawdown = 1.5\nmax_drawdwn = 0.1\n[fill]\nslippage_bps = -1\n"
                            "[replay]\nstarting_cash = 0\n[strategy.params]\nfast = \"abc\"\n")
     message = config_error(path)
-    for fragment in ("[risk] max_drawdown = 1.5", "[risk] max_drawdwn = 0.1", "[fill] slippage_bps = -1",
+    for fragment in ("[risk] max_drawdown = 1.5", "[risk] max_drawdwn: unknown key", "[fill] slippage_bps = -1",
                      "[replay] starting_cash = 0", "fast='abc'"):
         assert fragment in message, f"{fragment!r} missing from:\n{message}"
     assert len(message.splitlines()) == 1 + 5  # headline + one line per problem
@@ -148,7 +149,7 @@ def test_overrides_apply_and_are_validated_like_the_file():
     message = config_error(REPO_CONFIG, {"strategy.params": {"fast": "30", "slow": "20"}})
     assert "fast (30) must be smaller than slow (20)" in message
     message = config_error(REPO_CONFIG, {"risk.max_drawdwn": 0.1})
-    assert "[risk] max_drawdwn = 0.1" in message and "unknown key" in message
+    assert "[risk] max_drawdwn: unknown key" in message
     message = config_error(REPO_CONFIG, {"risk.max_drawdown.x": 1})
     assert "risk.max_drawdown.x" in message and "not a section" in message
 
@@ -176,3 +177,118 @@ def test_config_hash_is_stable_and_changes_with_any_value(tmp_path, monkeypatch)
         load_config(REPO_CONFIG, {"data.start": "2019-01-01T00:00:00Z"}).config_hash(),
     }
     assert reference not in changed and len(changed) == 4
+
+
+def test_config_hash_covers_only_what_changes_the_result(tmp_path):
+    base = load_config(REPO_CONFIG)
+    elsewhere = load_config(REPO_CONFIG, {"output.dir": str(tmp_path / "elsewhere"), "output.report": False,
+                                          "state.database_url": "postgresql+psycopg://u:pw@db/tradingd",
+                                          "logging.level": "DEBUG", "replay.progress_every": 7})
+    assert elsewhere.config_hash() == base.config_hash()  # where results go, and how it is logged: not results
+    for changed in ({"risk.max_drawdown": 0.15}, {"risk.allow_short": True}, {"fill.commission_bps": 1.0},
+                    {"replay.starting_cash": 50_000.0}, {"data.end": "2020-01-01T00:00:00Z"},
+                    {"data.timeframe": "2h"}, {"signals.learner.seed": 7}):
+        assert load_config(REPO_CONFIG, changed).config_hash() != base.config_hash(), changed
+    # the same instant written in another offset, and the same timeframe spelt differently, are the same setup
+    assert (load_config(REPO_CONFIG, {"data.start": "2019-01-01T00:00:00Z", "data.timeframe": "60min"}).config_hash()
+            == load_config(REPO_CONFIG, {"data.start": "2018-12-31T19:00:00-05:00", "data.timeframe": "1h"}).config_hash())
+
+
+# --- the database URL: environment, password, relative SQLite path, what the store can open ------
+
+
+def test_a_relative_sqlite_path_resolves_against_the_config_file_folder(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    path = write(project, '[state]\ndatabase_url = "sqlite:///state/tradingd.db"\n')
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert load_config(path, environ={}).state.database_url == f"sqlite:///{project / 'state' / 'tradingd.db'}"
+    # the built-in default file lives next to the config file too
+    bare = write(project, "[risk]\nmax_drawdown = 0.1\n", "bare.toml")
+    assert load_config(bare, environ={}).state.database_url == f"sqlite:///{project / 'tradingd.db'}"
+    # one given on the command line or in the environment is the user's own: relative to the cwd
+    given = load_config(path, {"state.database_url": "sqlite:///mine.db"}, environ={})
+    assert given.state.database_url == "sqlite:///mine.db"
+    from_env = load_config(path, environ={"TRADINGD_DATABASE_URL": "sqlite:///env.db"})
+    assert from_env.state.database_url == "sqlite:///env.db"
+    absolute = write(project, f'[state]\ndatabase_url = "sqlite:///{tmp_path}/abs.db"\n', "abs.toml")
+    assert load_config(absolute, environ={}).state.database_url == f"sqlite:///{tmp_path}/abs.db"
+
+
+def test_database_url_and_password_come_from_the_environment(tmp_path):
+    path = write(tmp_path, '[state]\ndatabase_url = "postgresql+psycopg://trader@file-host/tradingd"\n')
+    env = {"TRADINGD_DATABASE_URL": "postgresql+psycopg://trader@env-host/tradingd"}
+    assert load_config(path, environ=env).state.database_url == "postgresql+psycopg://trader@env-host/tradingd"
+    cli = load_config(path, {"state.database_url": "postgresql+psycopg://trader@cli-host/tradingd"}, environ=env)
+    assert cli.state.database_url == "postgresql+psycopg://trader@cli-host/tradingd"  # --db wins
+    secret = {"TRADINGD_DATABASE_PASSWORD": "p@ss/w:rd"}
+    cfg = load_config(path, environ=secret)
+    assert cfg.state.database_url == "postgresql+psycopg://trader:p%40ss%2Fw%3Ard@file-host/tradingd"
+    assert "p@ss" not in repr(cfg) and "p%40ss" not in repr(cfg)
+    assert "p%40ss" not in json.dumps(cfg.redacted())
+    assert load_config(None, environ=secret).state.database_url.startswith("sqlite:///")  # SQLite has no password
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("mysql://trader:s3cretpw@db/tradingd", "unsupported database 'mysql'"),
+    ("postgresql+psycopg2://trader:s3cretpw@db/tradingd", "unsupported driver 'postgresql+psycopg2'"),
+    ("not a url :s3cretpw@", "not a database URL"),
+])
+def test_urls_the_store_cannot_open_are_refused_without_showing_the_password(tmp_path, url, expected):
+    path = write(tmp_path, f'[state]\ndatabase_url = "{url}"\n')
+    message = config_error(path)
+    assert "[state] database_url" in message and expected in message
+    assert "s3cretpw" not in message
+    message = config_error(None, {"state.database_url": url})
+    assert "s3cretpw" not in message and expected in message
+    with pytest.raises(ConfigError) as info:
+        load_config(None, environ={"TRADINGD_DATABASE_URL": url})
+    assert "TRADINGD_DATABASE_URL" in str(info.value) and "s3cretpw" not in str(info.value)
+
+
+def test_values_of_unknown_keys_are_never_echoed(tmp_path):
+    path = write(tmp_path, '[state]\ndatabase_ur = "postgresql+psycopg://trader:s3cretpw@db/x"\n'
+                           '[risk]\napi_key = "s3cretpw"\n')
+    message = config_error(path)
+    assert "[state] database_ur: unknown key" in message and "[risk] api_key: unknown key" in message
+    assert "s3cretpw" not in message
+
+
+# --- data paths and the data window ------------------------------------------------------------------
+
+
+def test_a_folder_in_data_paths_contributes_its_bar_files(tmp_path):
+    bars = tmp_path / "bars"
+    (bars / "nested").mkdir(parents=True)
+    for name in ("SPY.csv.gz", "AAPL.csv.gz"):
+        shutil.copy(DATA / name, bars / name)
+    (bars / "notes.txt").write_text("not data")
+    (bars / "nested" / "IBM.csv").write_text("not read: folders are not searched recursively")
+    cfg = load_config(write(tmp_path, '[data]\npaths = ["bars"]\n'))
+    assert [f.name for f in cfg.data_files()] == ["AAPL.csv.gz", "SPY.csv.gz"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"\[data\] paths: folder 'empty' holds no .csv, .csv.gz, .parquet file"):
+        load_config(write(tmp_path, '[data]\npaths = ["empty"]\n')).data_files()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[data]\nstart = "2300-01-01T00:00:00Z"\n', "[data] start = '2300-01-01T00:00:00Z': outside 1677-09-21"),
+    ('[data]\nend = "1600-01-01T00:00:00Z"\n', "[data] end = '1600-01-01T00:00:00Z': outside 1677-09-21"),
+    ('[data]\ntimeframe = "1000000d"\n', "[data] timeframe = '1000000d': bars 1,000,000 days long: the longest "
+                                         "timeframe is 366d"),
+], ids=["start-after-2262", "end-before-1677", "timeframe-1000000d"])
+def test_times_tradingd_cannot_represent_are_clear_errors(tmp_path, text, expected):
+    assert expected in config_error(write(tmp_path, text))
+
+
+def test_a_strategy_allowed_to_short_under_a_long_only_risk_config_names_both_keys(tmp_path):
+    path = write(tmp_path, '[strategy]\nname = "sma_cross"\n[strategy.params]\nallow_short = true\n'
+                           '[risk]\nallow_short = false\n')
+    message = config_error(path)
+    assert ("[strategy.params] allow_short = true conflicts with [risk] allow_short = false: the risk engine "
+            "would deny every short entry") in message
+    message = config_error(None, {"strategy.params": {"allow_short": "true"}})
+    assert "allow_short = true conflicts with [risk] allow_short = false (built-in default)" in message
+    both = load_config(None, {"strategy.params": {"allow_short": "true"}, "risk.allow_short": True})
+    assert both.strategy.params["allow_short"] is True

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from backtest.fill_model import FillConfig
-from backtest.replay import ReplayConfig, build_engine
+from tests.support import paper_kernel
 from core.enums import TradingState
 from core.events import Bar, RearmTrading
 from core.time import NANOS_PER_HOUR
@@ -29,11 +29,8 @@ def bar(i, close, symbol="XYZ", open_=None):
 
 
 def engine_for(strategy, risk=None):
-    store, alerts = MemoryStore(), MemoryAlertSink()
-    engine, curve, fills = build_engine(strategy, risk_config=risk or RiskConfig(), fill_config=FillConfig(slippage_bps=0),
-                                        signal_config=SignalConfig(), replay_config=ReplayConfig(), store=store,
-                                        alerts=alerts, start_ns=T0)
-    return engine, store, alerts, curve
+    kernel, store, alerts, curve = paper_kernel(strategy, risk=risk, start_ns=T0)
+    return kernel.engine, store, alerts, curve
 
 
 class Crashes(Strategy):
@@ -105,9 +102,9 @@ def test_drawdown_breaker_halts_flattens_and_only_rearm_resumes():
     assert any(a[0] == "critical" for a in alerts.alerts)
     engine.handle(bar(3, 89.0, open_=89.5))  # the flatten order fills at this open
     assert engine.portfolio.position("XYZ") == 0
-    flatten = [f for f in store.fills if f.client_order_id.endswith("-halt")]
+    flatten = [f for f in store.fills if "-halt" in f.client_order_id]
     assert len(flatten) == 1 and flatten[0].price == 89.5
     engine.handle(bar(4, 95.0))
     assert engine.risk.state is TradingState.HALTED  # recovering prices do not re-arm
-    engine.handle(RearmTrading("operator checked", bar(4, 95.0).ts_init))
+    engine.handle(RearmTrading(reason="operator checked", ts_event=bar(4, 95.0).ts_init, ts_init=bar(4, 95.0).ts_init))
     assert engine.risk.state is TradingState.ACTIVE

@@ -1,12 +1,19 @@
-"""Equal-weight buy-and-hold benchmark: allocation, late starters and no look-ahead."""
+"""Benchmarks: equal-weight buy-and-hold (allocation, late starters, no look-ahead), monthly
+rebalanced equal weight, single-symbol buy-and-hold, the name rules and the benchmark's real exposure."""
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from research.benchmark import buy_and_hold
+from backtest.sources import load_bars
+from research.benchmark import (BenchmarkError, benchmark_curve, build_benchmark, buy_and_hold, equal_weight_monthly,
+                                resolve_benchmark)
+from research.output import summarize
+from tests.support import DATA, replay
 
 
 def _idx(*stamps: str) -> pd.DatetimeIndex:
@@ -89,3 +96,136 @@ def test_inputs_are_not_mutated():
 def test_invalid_inputs_raise(closes, cash, index, message):
     with pytest.raises(ValueError, match=message):
         buy_and_hold(closes, cash, index)
+
+
+# --- equal weight rebalanced monthly -----------------------------------------------------------------
+
+
+def test_monthly_rebalance_resets_to_equal_weights_at_the_first_bar_of_each_month():
+    index = _idx("2024-01-30", "2024-01-31", "2024-02-01", "2024-02-02", "2024-03-01")
+    closes = {"A": pd.Series([10.0, 20.0, 20.0, 40.0, 40.0], index=index),
+              "B": pd.Series([10.0, 10.0, 10.0, 10.0, 5.0], index=index)}
+    ew = equal_weight_monthly(closes, 100.0, index)
+    # Jan 30: 5 + 5 shares; Jan 31: A doubled -> 150; Feb 1: 75/75 -> 3.75 A + 7.5 B; Feb 2: A doubles -> 225;
+    # Mar 1: B halves before the rebalance: 3.75 * 40 + 7.5 * 5 = 187.5
+    assert ew.tolist() == pytest.approx([100.0, 150.0, 150.0, 225.0, 187.5])
+    # never rebalanced, the same prices give a different path (A keeps its 5 shares)
+    assert buy_and_hold(closes, 100.0, index).tolist() == pytest.approx([100.0, 150.0, 150.0, 250.0, 225.0])
+
+
+def test_monthly_rebalance_lets_a_late_symbol_join_at_the_next_month():
+    index = pd.DatetimeIndex(["2024-01-15", "2024-01-20", "2024-02-01", "2024-02-10"], tz="UTC")
+    closes = {"A": pd.Series([10.0, 10.0, 10.0, 10.0], index=index),
+              "B": pd.Series([10.0, 10.0, 20.0], index=index[1:])}  # starts mid-January
+    curve = benchmark_curve("equal_weight", closes, 100.0, index)
+    assert curve is not None
+    # all in A until Feb 1 (B is not bought mid-month), then 50/50; B doubles on Feb 10 -> 150
+    assert curve.equity.tolist() == pytest.approx([100.0, 100.0, 100.0, 150.0])
+    assert curve.exposure.tolist() == pytest.approx([1.0, 1.0, 1.0, 1.0])
+
+
+def test_monthly_rebalance_is_cash_until_a_price_is_known_and_never_looks_ahead():
+    rng = np.random.default_rng(3)
+    stamps = pd.date_range("2024-01-01", periods=400, freq="6h", tz="UTC")
+    closes = {"A": pd.Series(50 * np.exp(np.cumsum(rng.normal(0, 0.01, 380))), index=stamps[20:]),
+              "B": pd.Series(20 * np.exp(np.cumsum(rng.normal(0, 0.01, 250))), index=stamps[150:])}
+    index = pd.date_range("2023-12-30", periods=120, freq="19h", tz="UTC")
+    full = equal_weight_monthly(closes, 1000.0, index)
+    assert full.iloc[0] == 1000.0  # no price known yet: cash
+    for i in range(0, len(index), 9):
+        known = {s: c[c.index <= index[i]] for s, c in closes.items()}
+        known = {s: c for s, c in known.items() if len(c)} or {"A": closes["A"].iloc[:0]}
+        partial = equal_weight_monthly(known, 1000.0, index[: i + 1])
+        assert partial.iloc[-1] == pytest.approx(full.iloc[i])
+
+
+# --- names, labels, errors ------------------------------------------------------------------------
+
+
+def test_default_is_spy_when_present_else_equal_weight_and_names_are_case_insensitive():
+    assert resolve_benchmark(None, ["AAPL", "SPY"]) == "SPY"
+    assert resolve_benchmark("auto", ["AAPL", "IBM"]) == "equal_weight"
+    assert resolve_benchmark("Spy", ["AAPL", "SPY"]) == "SPY"
+    assert resolve_benchmark("ibm", ["AAPL", "IBM"]) == "IBM"
+    assert resolve_benchmark("EQUAL_WEIGHT_HOLD", ["AAPL"]) == "equal_weight_hold"
+    assert resolve_benchmark("none", ["AAPL"]) == "none"
+
+
+@pytest.mark.parametrize(("name", "symbols"), [("spy", ["AAPL", "IBM"]), ("equal_wieght", ["SPY"]), ("", ["X"])])
+def test_unknown_name_or_symbol_not_in_the_data_is_a_clear_error(name, symbols):
+    if name == "":  # empty means the default, never an error
+        assert resolve_benchmark(name, symbols) == "equal_weight"
+        return
+    with pytest.raises(BenchmarkError) as info:
+        resolve_benchmark(name, symbols)
+    message = str(info.value)
+    assert repr(name) in message and ", ".join(symbols) in message
+    for choice in ("equal_weight", "equal_weight_hold", "none"):
+        assert choice in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_build_benchmark_returns_equity_and_label():
+    index = pd.date_range("2024-01-01", periods=3, freq="D", tz="UTC")
+    closes = {"SPY": pd.Series([100.0, 110.0, 121.0], index=index), "A": pd.Series([1.0, 1.0, 4.0], index=index)}
+    equity, label = build_benchmark(None, closes, 1000.0, index)
+    assert label == "SPY buy & hold" and equity is not None
+    assert equity.tolist() == pytest.approx([1000.0, 1100.0, 1210.0])
+    equity, label = build_benchmark("equal_weight_hold", closes, 1000.0, index)
+    assert label == "Equal weight buy & hold" and equity is not None
+    assert equity.tolist() == pytest.approx(buy_and_hold(closes, 1000.0, index).tolist())
+    assert build_benchmark("none", closes, 1000.0, index) == (None, "none")
+    with pytest.raises(BenchmarkError):
+        build_benchmark("QQQ", closes, 1000.0, index)
+
+
+# --- the benchmark's exposure (issue 5 B11) ---------------------------------------------------------
+
+
+def test_exposure_counts_cash_waiting_for_a_later_symbol():
+    index = pd.date_range("2024-01-01", periods=4, freq="D", tz="UTC")
+    closes = {"A": pd.Series([10.0, 20.0, 20.0, 10.0], index=index), "B": pd.Series([50.0, 100.0], index=index[2:])}
+    hold = benchmark_curve("equal_weight_hold", closes, 1000.0, index)
+    assert hold is not None
+    # A's 500 USD invested from day 1; B's 500 USD cash until day 3
+    assert hold.exposure.tolist() == pytest.approx([0.5, 1000 / 1500, 1.0, 1.0])
+    single = benchmark_curve("B", closes, 1000.0, index)
+    assert single is not None
+    assert single.exposure.tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert single.equity.tolist() == pytest.approx([1000.0, 1000.0, 1000.0, 2000.0])
+
+
+@pytest.fixture(scope="module")
+def spy_and_late_bac():
+    """SPY from 1998-01 and BAC, whose bundled data start in 1998-10 (real data)."""
+    start, end = datetime(1998, 1, 1, tzinfo=timezone.utc), datetime(1999, 7, 1, tzinfo=timezone.utc)
+    series = [load_bars(DATA / f"{sym}.csv.gz", start=start, end=end) for sym in ("SPY", "BAC")]
+    assert pd.Timestamp(int(series[1].ts_event[0]), unit="ns", tz="UTC") >= pd.Timestamp("1998-10-01", tz="UTC")
+    result, _, _ = replay(series, "sma_cross")
+    return result
+
+
+def test_benchmark_metrics_use_the_real_exposure_when_a_symbol_starts_later(spy_and_late_bac):
+    result = spy_and_late_bac
+    index = pd.DatetimeIndex(pd.to_datetime(result.equity_ts, unit="ns", utc=True))
+    # independent recomputation: closes (stamped at bar end) forward-filled onto the equity index
+    known = {s: pd.Series(c, index=pd.to_datetime(t, unit="ns", utc=True)).reindex(index, method="ffill")
+             for s, (t, c) in result.closes.items()}
+    spy, bac = known["SPY"].to_numpy(), known["BAC"].to_numpy()
+    started = ~np.isnan(bac)
+    assert 0.3 < started.mean() < 0.9  # BAC misses a good part of the run
+    half = result.starting_cash / 2
+    spy_value = half * spy / spy[0]
+    bac_value = np.where(started, half * bac / bac[np.argmax(started)], 0.0)
+    hold_exposure = (spy_value + bac_value) / (spy_value + bac_value + np.where(started, 0.0, half))
+    for name, expected in (("equal_weight_hold", hold_exposure.mean()), ("BAC", started.mean())):
+        summary = summarize(result, benchmark=name)
+        assert summary.benchmark is not None
+        # cash waiting for BAC is not invested: the benchmark's exposure is well below 1
+        assert summary.benchmark.exposure == pytest.approx(expected, rel=1e-9)
+        assert summary.benchmark.exposure < 0.9
+    assert 0.45 < hold_exposure[~started].min() and hold_exposure[~started].max() < 0.6  # about half invested
+    # SPY from the first bar and equal weight rebalanced monthly (fully in SPY until BAC joins) are invested throughout
+    for name in ("SPY", "equal_weight"):
+        summary = summarize(result, benchmark=name)
+        assert summary.benchmark is not None and summary.benchmark.exposure == pytest.approx(1.0)

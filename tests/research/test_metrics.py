@@ -239,3 +239,12 @@ def test_monthly_returns_use_utc_months():
     table = monthly_returns(pd.Series([100.0, 120.0], index=idx))
     assert table.loc[2023, 12] == pytest.approx(0.0)
     assert table.loc[2024, 1] == pytest.approx(0.20)
+
+
+def test_to_dict_gives_the_drawdown_duration_in_seconds_and_days_and_as_text():
+    m = compute_metrics(_series([100, 120, 90, 100, 110], freq="D"))  # under water from day 1 to the end
+    d = m.to_dict()
+    assert d["max_drawdown_duration_seconds"] == 3 * 86_400.0
+    assert d["max_drawdown_duration_days"] == 3.0
+    assert d["max_drawdown_duration"] == "3 days 00:00:00"
+    assert json.loads(json.dumps(d, allow_nan=False))["max_drawdown_duration_seconds"] == 259_200.0

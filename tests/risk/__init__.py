@@ -52,6 +52,39 @@ class View:
 
 def make_engine(state: TradingState = TradingState.ACTIVE, reason: str = "", clock: Clock | None = None,
                 **config: object) -> tuple[RiskEngine, Clock]:
-    """Return a RiskEngine with ``RiskConfig(**config)`` and its clock (started at ``T0``)."""
+    """Return a RiskEngine with ``RiskConfig(**config)`` (trading days in UTC unless given) and its
+    clock (started at ``T0``)."""
+    config.setdefault("trading_day_timezone", "UTC")
     clock = clock if clock is not None else Clock(T0)
     return RiskEngine(RiskConfig(**config), clock, state, reason), clock
+
+
+class Working:
+    """A read-only :class:`core.ports.PendingOrdersView` for tests: signed pending entry and exit
+    shares per symbol."""
+
+    def __init__(self, entries: dict[str, float] | None = None, exits: dict[str, float] | None = None) -> None:
+        self._entries = {s: q for s, q in (entries or {}).items() if q != 0.0}
+        self._exits = {s: q for s, q in (exits or {}).items() if q != 0.0}
+
+    @classmethod
+    def net(cls, view: View, symbol: str, pending: float) -> Working:
+        """Old-style single pending number: an exit when it works against the position, else an entry."""
+        if pending * view.position(symbol) < 0:
+            return cls(exits={symbol: pending})
+        return cls(entries={symbol: pending})
+
+    def pending(self, symbol: str) -> float:
+        return self._entries.get(symbol, 0.0) + self._exits.get(symbol, 0.0)
+
+    def pending_entries(self, symbol: str) -> float:
+        return self._entries.get(symbol, 0.0)
+
+    def pending_exits(self, symbol: str) -> float:
+        return self._exits.get(symbol, 0.0)
+
+    def symbols_with_pending_entries(self) -> list[str]:
+        return list(self._entries)
+
+
+NO_ORDERS = Working()

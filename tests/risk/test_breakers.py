@@ -9,7 +9,7 @@ from core.enums import Side, TradingState
 from core.events import OrderDenied, SubmitOrder, TradeClosed, TradingStateChanged
 from core.intents import OrderIntent
 from core.time import NANOS_PER_DAY, NANOS_PER_HOUR, NANOS_PER_MINUTE
-from tests.risk import DAY0, T0, View, make_engine
+from tests.risk import NO_ORDERS, Working, DAY0, T0, View, make_engine
 
 ACTIVE, REDUCING, HALTED = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED
 MIDNIGHT = DAY0 + NANOS_PER_DAY  # the UTC midnight after T0
@@ -19,7 +19,9 @@ EXIT = OrderIntent("XYZ", Side.SELL, reduce_only=True, reason="exit")
 
 
 def trade(pnl: float, ts: int) -> TradeClosed:
-    return TradeClosed("XYZ", Side.BUY, 10.0, ts - NANOS_PER_HOUR, ts, 100.0, 100.0 + pnl / 10.0, pnl, 0.0, "x", ts)
+    return TradeClosed(symbol="XYZ", side=Side.BUY, quantity=10.0, entry_ts=ts - NANOS_PER_HOUR, exit_ts=ts,
+                       entry_price=100.0, exit_price=100.0 + pnl / 10.0, pnl=pnl, commission=0.0, exit_reason="x",
+                       ts_event=ts, ts_init=ts)
 
 
 def fire(risk, clock: Clock, ts: int) -> list[TradingStateChanged]:
@@ -66,7 +68,7 @@ def test_halted_denies_entries_and_exits_and_ignores_further_updates():
     risk.on_equity(100_000.0, T0)
     risk.on_equity(70_000.0, T0 + 1)
     for intent in (ENTRY, EXIT):
-        verdict = risk.evaluate(intent, "s", VIEW, 0.0, "id", T0 + 2)
+        verdict = risk.evaluate(intent, "s", VIEW, NO_ORDERS, "id", T0 + 2)
         assert isinstance(verdict, OrderDenied)
         assert verdict.reason.startswith("trading halted: drawdown 30.00%")
     assert risk.on_equity(50_000.0, T0 + 3) is None
@@ -85,8 +87,8 @@ def test_daily_loss_reduces_until_utc_midnight():
                              "(equity 95000.00 USD, day start 100000.00 USD)")
     assert clock.next_timer() == MIDNIGHT
     # REDUCING: exits pass, entries do not
-    assert isinstance(risk.evaluate(EXIT, "s", VIEW, 0.0, "a", T0 + 3 * NANOS_PER_HOUR), SubmitOrder)
-    denied = risk.evaluate(ENTRY, "s", VIEW, 0.0, "b", T0 + 3 * NANOS_PER_HOUR)
+    assert isinstance(risk.evaluate(EXIT, "s", VIEW, NO_ORDERS, "a", T0 + 3 * NANOS_PER_HOUR), SubmitOrder)
+    denied = risk.evaluate(ENTRY, "s", VIEW, NO_ORDERS, "b", T0 + 3 * NANOS_PER_HOUR)
     assert isinstance(denied, OrderDenied)
     assert denied.reason == (f"trading reducing ({change.reason}): only reduce_only orders are allowed")
     # further losses the same day change nothing; just before midnight nothing fires
@@ -97,19 +99,41 @@ def test_daily_loss_reduces_until_utc_midnight():
     [back] = fire(risk, clock, MIDNIGHT)
     assert (back.previous, back.current, back.ts_init) == (REDUCING, ACTIVE, MIDNIGHT)
     assert risk.state is ACTIVE
-    # the new day is anchored at its own first bar
+    # the new day is anchored on the last equity before its first bar (94k, yesterday's last)
     assert risk.on_equity(94_000.0, MIDNIGHT + NANOS_PER_HOUR) is None
     assert risk.on_equity(90_000.0, MIDNIGHT + 2 * NANOS_PER_HOUR) is None  # -4.3% vs 94k
-    assert isinstance(risk.evaluate(ENTRY, "s", VIEW, 0.0, "c", MIDNIGHT + 2 * NANOS_PER_HOUR), SubmitOrder)
+    assert isinstance(risk.evaluate(ENTRY, "s", VIEW, NO_ORDERS, "c", MIDNIGHT + 2 * NANOS_PER_HOUR), SubmitOrder)
 
 
-def test_daily_loss_is_measured_from_the_first_bar_of_the_day_not_the_peak():
+def test_daily_loss_is_measured_from_the_day_start_not_the_peak():
     risk, _ = make_engine()
     risk.on_equity(100_000.0, T0 - NANOS_PER_DAY)  # yesterday
-    risk.on_equity(97_000.0, T0 - NANOS_PER_DAY + NANOS_PER_HOUR)
-    assert risk.on_equity(96_000.0, T0) is None  # today's anchor
+    risk.on_equity(96_000.0, T0 - NANOS_PER_DAY + NANOS_PER_HOUR)  # yesterday's last equity: the anchor
+    assert risk.on_equity(96_000.0, T0) is None
     assert risk.on_equity(92_000.0, T0 + 1) is None  # -4.2% today, -8% from the peak
     assert risk.on_equity(91_200.0, T0 + 2).current is REDUCING  # -5% today
+
+
+def test_an_overnight_gap_counts_in_the_new_day():
+    """B4: the anchor is the equity before the day's first bar, so a gap down at the open trips."""
+    risk, _ = make_engine()
+    risk.on_equity(100_000.0, T0 - NANOS_PER_DAY)  # yesterday's close
+    change = risk.on_equity(94_000.0, T0)  # the first bar of today opens 6% lower
+    assert change is not None and change.current is REDUCING
+    assert "day start 100000.00 USD" in change.reason
+
+
+def test_a_trading_day_ends_at_new_york_midnight_for_us_equities():
+    risk, clock = make_engine(trading_day_timezone="America/New_York")
+    risk.on_equity(100_000.0, T0)  # 2024-01-01 15:00Z = 10:00 New York
+    risk.on_equity(94_000.0, T0 + NANOS_PER_HOUR)
+    ny_midnight = DAY0 + NANOS_PER_DAY + 5 * NANOS_PER_HOUR  # 2024-01-02T00:00-05:00
+    assert clock.next_timer() == ny_midnight
+    # 23:30 New York (04:30Z the next UTC day) is still the same trading day: no new anchor
+    assert risk.on_equity(93_000.0, ny_midnight - 30 * NANOS_PER_MINUTE) is None
+    assert risk.state is REDUCING
+    [back] = fire(risk, clock, ny_midnight)
+    assert back.current is ACTIVE
 
 
 # (id, trade pnls, index of the trade that starts the cool-down or None)
@@ -136,8 +160,8 @@ def test_loss_streak_cools_down_on_the_clock():
     assert (change.previous, change.current) == (ACTIVE, REDUCING)
     assert change.reason == "3 consecutive losing trades >= max_consecutive_losses 3 (cool-down 6h)"
     assert clock.next_timer() == T0 + 2 + 6 * NANOS_PER_HOUR
-    assert isinstance(risk.evaluate(ENTRY, "s", VIEW, 0.0, "a", T0 + 3), OrderDenied)
-    assert isinstance(risk.evaluate(EXIT, "s", VIEW, 0.0, "b", T0 + 3), SubmitOrder)
+    assert isinstance(risk.evaluate(ENTRY, "s", VIEW, NO_ORDERS, "a", T0 + 3), OrderDenied)
+    assert isinstance(risk.evaluate(EXIT, "s", VIEW, NO_ORDERS, "b", T0 + 3), SubmitOrder)
     assert fire(risk, clock, T0 + 6 * NANOS_PER_HOUR) == []
     [back] = fire(risk, clock, T0 + 2 + 6 * NANOS_PER_HOUR)
     assert back.current is ACTIVE and back.reason == "loss cool-down of 6h ended"
@@ -174,7 +198,7 @@ def test_halted_persists_across_a_restart_until_rearm():
         assert restored.on_timer(name, t + 3) is None
     assert fire(restored, clock, t + 5 * NANOS_PER_DAY) == []
     assert restored.halt("again", t + 4) is None
-    assert isinstance(restored.evaluate(EXIT, "s", VIEW, 0.0, "id", t + 5), OrderDenied)
+    assert isinstance(restored.evaluate(EXIT, "s", VIEW, NO_ORDERS, "id", t + 5), OrderDenied)
     assert restored.state is HALTED
     # only rearm leaves it
     change = restored.rearm("operator checked the account", t + 6)
@@ -224,7 +248,7 @@ def test_rearm_from_reducing_clears_the_causes_and_their_timers():
 def test_restored_reducing_lasts_until_the_next_utc_midnight():
     risk, clock = make_engine(REDUCING, "daily loss (restored)")
     assert risk.state is REDUCING
-    assert isinstance(risk.evaluate(ENTRY, "s", VIEW, 0.0, "a", T0), OrderDenied)
+    assert isinstance(risk.evaluate(ENTRY, "s", VIEW, NO_ORDERS, "a", T0), OrderDenied)
     assert risk.on_equity(100_000.0, T0) is None
     assert clock.next_timer() == MIDNIGHT
     [back] = fire(risk, clock, MIDNIGHT)

@@ -11,7 +11,7 @@ from core.intents import OrderIntent
 from core.time import NANOS_PER_SECOND
 from risk.config import RiskConfig
 from risk.limits import OrderRateLimiter, check_order_size
-from tests.risk import T0, View, make_engine
+from tests.risk import NO_ORDERS, Working, T0, View, make_engine
 
 BUY, SELL = Side.BUY, Side.SELL
 MARKS = {"XYZ": 100.0, "AAA": 100.0, "BBB": 100.0, "CCC": 100.0}
@@ -70,7 +70,8 @@ DENIALS = [
                          [case[1:] for case in DENIALS], ids=[case[0] for case in DENIALS])
 def test_denial_reasons(config, positions, pending, intent, reason):
     risk, _ = make_engine(**config)
-    verdict = risk.evaluate(intent, "s1", View(100_000.0, positions, MARKS), pending, "s1-XYZ-1", T0)
+    view = View(100_000.0, positions, MARKS)
+    verdict = risk.evaluate(intent, "s1", view, Working.net(view, "XYZ", pending), "s1-XYZ-1", T0)
     assert isinstance(verdict, OrderDenied), verdict
     assert verdict.reason == reason
     assert (verdict.strategy_id, verdict.symbol, verdict.side, verdict.ts_init) == ("s1", intent.symbol,
@@ -80,32 +81,44 @@ def test_denial_reasons(config, positions, pending, intent, reason):
 def test_confidence_at_the_floor_or_unknown_passes():
     risk, _ = make_engine(min_confidence=0.55)
     view = View(100_000.0, marks=MARKS)
-    assert isinstance(risk.evaluate(OrderIntent("XYZ", BUY, confidence=0.55), "s", view, 0.0, "a", T0), SubmitOrder)
-    assert isinstance(risk.evaluate(OrderIntent("AAA", BUY), "s", view, 0.0, "b", T0), SubmitOrder)
+    assert isinstance(risk.evaluate(OrderIntent("XYZ", BUY, confidence=0.55), "s", view, NO_ORDERS, "a", T0), SubmitOrder)
+    assert isinstance(risk.evaluate(OrderIntent("AAA", BUY), "s", view, NO_ORDERS, "b", T0), SubmitOrder)
 
 
 def test_adding_to_an_existing_symbol_does_not_count_as_a_new_position():
     risk, _ = make_engine(max_open_positions=2)
     view = View(100_000.0, {"XYZ": 10.0, "AAA": 10.0}, MARKS)
-    assert isinstance(risk.evaluate(OrderIntent("XYZ", BUY, 10.0), "s", view, 0.0, "a", T0), SubmitOrder)
+    assert isinstance(risk.evaluate(OrderIntent("XYZ", BUY, 10.0), "s", view, NO_ORDERS, "a", T0), SubmitOrder)
 
 
-def test_entries_approved_at_the_same_time_count_together():
+def test_working_entries_count_against_max_open_positions_until_they_fill():
+    """B3: entries approved on earlier bars and still working count, not only same-time ones."""
     risk, _ = make_engine(max_open_positions=2)
     view = View(100_000.0, marks=MARKS)  # nothing filled yet: the view cannot see the first orders
-    verdicts = [risk.evaluate(OrderIntent(s, BUY), "s", view, 0.0, s, T0) for s in ("XYZ", "AAA", "BBB")]
-    assert [type(v) for v in verdicts] == [SubmitOrder, SubmitOrder, OrderDenied]
-    assert verdicts[2].reason == "open positions 3 > max_open_positions 2"
-    # a later bar sees the real portfolio again
-    assert isinstance(risk.evaluate(OrderIntent("BBB", BUY), "s", view, 0.0, "c", T0 + 60 * NANOS_PER_SECOND),
-                      SubmitOrder)
+    first = risk.evaluate(OrderIntent("XYZ", BUY), "s", view, NO_ORDERS, "a", T0)
+    second = risk.evaluate(OrderIntent("AAA", BUY), "s", view, Working({"XYZ": first.quantity}), "b", T0)
+    assert isinstance(first, SubmitOrder) and isinstance(second, SubmitOrder)
+    working = Working({"XYZ": first.quantity, "AAA": second.quantity})
+    an_hour_later = T0 + 3_600 * NANOS_PER_SECOND  # a later bar: the two entries still work
+    third = risk.evaluate(OrderIntent("BBB", BUY), "s", view, working, "c", an_hour_later)
+    assert isinstance(third, OrderDenied)
+    assert third.reason == "open positions 3 > max_open_positions 2"
+    # once one of them is gone (filled into the view, or canceled) there is room again
+    assert isinstance(risk.evaluate(OrderIntent("BBB", BUY), "s", view, Working({"XYZ": first.quantity}), "d",
+                                    an_hour_later), SubmitOrder)
 
 
-def test_gross_exposure_counts_entries_approved_at_the_same_time():
+def test_working_entries_count_against_max_gross_exposure():
     risk, _ = make_engine(max_position_fraction=0.4, fixed_fraction=0.4)
     view = View(100_000.0, marks=MARKS)
-    quantities = [risk.evaluate(OrderIntent(s, BUY), "s", view, 0.0, s, T0) for s in ("XYZ", "AAA", "BBB")]
-    assert [v.quantity for v in quantities] == [400.0, 400.0, 200.0]  # 40k + 40k + 20k = 1.0 x equity
+    working: dict[str, float] = {}
+    quantities = []
+    for i, symbol in enumerate(("XYZ", "AAA", "BBB")):  # one per bar: earlier ones still working
+        verdict = risk.evaluate(OrderIntent(symbol, BUY), "s", view, Working(dict(working)), symbol,
+                                T0 + i * 3_600 * NANOS_PER_SECOND)
+        quantities.append(verdict.quantity)
+        working[symbol] = verdict.quantity
+    assert quantities == [400.0, 400.0, 200.0]  # 40k + 40k + 20k = 1.0 x equity
 
 
 def test_order_rate_cap_slides_over_60_seconds():
@@ -114,16 +127,16 @@ def test_order_rate_cap_slides_over_60_seconds():
     second = NANOS_PER_SECOND
     times = [T0, T0 + 10 * second, T0 + 20 * second]
     for i, ts in enumerate(times):
-        assert isinstance(risk.evaluate(OrderIntent("XYZ", BUY, 1.0), "s", view, 0.0, str(i), ts), SubmitOrder)
-    denied = risk.evaluate(OrderIntent("XYZ", BUY, 1.0), "s", view, 0.0, "x", T0 + 59 * second)
+        assert isinstance(risk.evaluate(OrderIntent("XYZ", BUY, 1.0), "s", view, NO_ORDERS, str(i), ts), SubmitOrder)
+    denied = risk.evaluate(OrderIntent("XYZ", BUY, 1.0), "s", view, NO_ORDERS, "x", T0 + 59 * second)
     assert isinstance(denied, OrderDenied)
     assert denied.reason == "order rate 4 in 60s > max_orders_per_minute 3"
     # exits are capped too
     exit_ = risk.evaluate(OrderIntent("XYZ", SELL, reduce_only=True), "s", View(100_000.0, {"XYZ": 5.0}, MARKS),
-                          0.0, "y", T0 + 59 * second)
+                          NO_ORDERS, "y", T0 + 59 * second)
     assert isinstance(exit_, OrderDenied) and exit_.reason.startswith("order rate")
     # at T0 + 60 s the first order left the window
-    assert isinstance(risk.evaluate(OrderIntent("XYZ", BUY, 1.0), "s", view, 0.0, "z", T0 + 60 * second),
+    assert isinstance(risk.evaluate(OrderIntent("XYZ", BUY, 1.0), "s", view, NO_ORDERS, "z", T0 + 60 * second),
                       SubmitOrder)
 
 
@@ -155,7 +168,7 @@ def test_reduce_only_quantity(position, pending, quantity, expected):
     side = SELL if position > 0 else BUY
     view = View(100_000.0, {"XYZ": position, "AAA": 500.0}, {"XYZ": 100.0, "AAA": 100.0})
     verdict = risk.evaluate(OrderIntent("XYZ", side, quantity, reduce_only=True, reason="exit"), "s", view,
-                            pending, "id", T0)
+                            Working.net(view, "XYZ", pending), "id", T0)
     assert isinstance(verdict, SubmitOrder), verdict
     assert verdict.quantity == pytest.approx(expected)
 
@@ -163,16 +176,17 @@ def test_reduce_only_quantity(position, pending, quantity, expected):
 def test_exit_needs_no_mark_and_ignores_the_confidence_floor():
     risk, _ = make_engine(min_confidence=0.9)
     view = View(100_000.0, {"XYZ": 10.0}, {})
-    verdict = risk.evaluate(OrderIntent("XYZ", SELL, reduce_only=True, confidence=0.1), "s", view, 0.0, "id", T0)
+    verdict = risk.evaluate(OrderIntent("XYZ", SELL, reduce_only=True, confidence=0.1), "s", view, NO_ORDERS, "id", T0)
     assert isinstance(verdict, SubmitOrder)
 
 
 def test_submit_order_carries_the_intent():
     risk, _ = make_engine(time_in_force="day")
     intent = OrderIntent("XYZ", BUY, 10.0, OrderType.LIMIT, limit_price=99.5, reason="breakout")
-    order = risk.evaluate(intent, "s1", View(100_000.0, marks=MARKS), 0.0, "s1-XYZ-1700000000-1", T0)
-    assert order == SubmitOrder("s1-XYZ-1700000000-1", "s1", "XYZ", BUY, 10.0, OrderType.LIMIT, 99.5, None,
-                                TimeInForce.DAY, "breakout", T0)
+    order = risk.evaluate(intent, "s1", View(100_000.0, marks=MARKS), NO_ORDERS, "s1-XYZ-1700000000-1", T0)
+    assert order == SubmitOrder(client_order_id="s1-XYZ-1700000000-1", strategy_id="s1", symbol="XYZ", side=BUY,
+                                quantity=10.0, order_type=OrderType.LIMIT, limit_price=99.5, stop_price=None,
+                                time_in_force=TimeInForce.DAY, reason="breakout", ts_event=T0, ts_init=T0)
 
 
 def test_check_order_size_allows_reducing_even_over_the_caps():

@@ -17,7 +17,7 @@ from core.ports import RiskManager
 from core.time import NANOS_PER_DAY, NANOS_PER_MINUTE
 from risk.config import RiskConfig
 from risk.engine import RiskEngine
-from tests.risk import DAY0, T0, View
+from tests.risk import DAY0, T0, View, Working
 
 SYMBOLS = ("XYZ", "AAA", "BBB", "CCC")
 TOL = 1e-9
@@ -78,7 +78,7 @@ def test_entry_notional_never_exceeds_the_position_cap_or_the_gross_room(config,
     view, pending = account
     intent = _place_stop(intent, view)
     risk = RiskEngine(config, Clock(T0))
-    verdict = risk.evaluate(intent, "s", view, pending, "id", T0)
+    verdict = risk.evaluate(intent, "s", view, Working.net(view, "XYZ", pending), "id", T0)
     if not isinstance(verdict, SubmitOrder):
         return
     price, equity = view.mark("XYZ"), view.equity
@@ -107,7 +107,7 @@ def test_entry_notional_never_exceeds_the_position_cap_or_the_gross_room(config,
 def test_halted_denies_every_intent(config, account, intent, dt):
     view, pending = account
     risk = RiskEngine(config, Clock(T0), TradingState.HALTED, "restored")
-    verdict = risk.evaluate(intent, "s", view, pending, "id", T0 + dt)
+    verdict = risk.evaluate(intent, "s", view, Working.net(view, "XYZ", pending), "id", T0 + dt)
     assert isinstance(verdict, OrderDenied)
     assert verdict.reason == "trading halted: restored"
 
@@ -117,7 +117,7 @@ def test_halted_denies_every_intent(config, account, intent, dt):
 def test_reducing_denies_every_entry(config, account, intent):
     view, pending = account
     risk = RiskEngine(config, Clock(T0), TradingState.REDUCING, "restored")
-    assert isinstance(risk.evaluate(intent, "s", view, pending, "id", T0), OrderDenied)
+    assert isinstance(risk.evaluate(intent, "s", view, Working.net(view, "XYZ", pending), "id", T0), OrderDenied)
 
 
 @settings(max_examples=250, deadline=None)
@@ -127,7 +127,7 @@ def test_reduce_only_never_increases_the_position_net_of_pending(config, account
     if against and view.position("XYZ") != 0.0:  # mostly aim at the position, sometimes not
         intent = intent._replace(side=Side.SELL if view.position("XYZ") > 0 else Side.BUY)
     risk = RiskEngine(config, Clock(T0), state)
-    verdict = risk.evaluate(intent, "s", view, pending, "id", T0)
+    verdict = risk.evaluate(intent, "s", view, Working.net(view, "XYZ", pending), "id", T0)
     if not isinstance(verdict, SubmitOrder):
         return
     position = view.position("XYZ")
@@ -165,7 +165,8 @@ class _BuyEveryBar:
 def _run(bars: list[Bar], commands: dict[int, Any], portfolio: Portfolio) -> tuple[Engine, list[Any]]:
     clock = Clock(bars[0].ts_event)
     engine = Engine(clock=clock, portfolio=portfolio, strategy=_BuyEveryBar(),
-                    risk=RiskEngine(RiskConfig(max_position_fraction=4.0, max_gross_exposure=4.0), clock),
+                    risk=RiskEngine(RiskConfig(max_position_fraction=4.0, max_gross_exposure=4.0,
+                                          trading_day_timezone="UTC"), clock),
                     broker=_Null(), store=_Null(), alerts=_Null())
     seen: list[Any] = []
     for kind in (OrderDenied, TradingStateChanged):
@@ -184,15 +185,16 @@ def _bar(i: int, close: float, start: int = T0) -> Bar:
 
 def test_engine_halt_and_rearm_commands_drive_the_risk_state():
     bars = [_bar(i, 100.0) for i in range(4)]
-    engine, seen = _run(bars, {1: HaltTrading("operator", bars[1].ts_init),
-                               3: RearmTrading("resume", bars[3].ts_init)}, Portfolio(100_000.0))
+    engine, seen = _run(bars, {1: HaltTrading(reason="operator", ts_event=bars[1].ts_init, ts_init=bars[1].ts_init),
+                               3: RearmTrading(reason="resume", ts_event=bars[3].ts_init, ts_init=bars[3].ts_init)},
+                        Portfolio(100_000.0))
     states = [(e.previous, e.current) for e in seen if isinstance(e, TradingStateChanged)]
     assert states == [(TradingState.ACTIVE, TradingState.HALTED), (TradingState.HALTED, TradingState.ACTIVE)]
-    # while HALTED the strategy still runs (indicators stay warm) but its intents are only
-    # counted, not sent to risk one denial per bar
+    # while HALTED the strategy still runs (indicators stay warm) but its intents are not sent to
+    # risk one denial each: they are counted and audited as one aggregated decision per bar and symbol
     assert [e for e in seen if isinstance(e, OrderDenied)] == []
     assert engine.denied_while_halted == 2
-    assert len(engine.orders) == 2  # bars 0 and 3
+    assert len(engine.book.orders) == 2  # bars 0 and 3
 
 
 def test_engine_fires_the_daily_reset_timer_at_midnight():

@@ -1,15 +1,21 @@
-"""Sizing scenarios: fixed fraction, risk per trade with a stop, clipping by each cap, rounding."""
+"""Sizing scenarios: fixed fraction, risk per trade with a stop, clipping by each cap, rounding;
+and the pure helpers on extreme values (finite, >= 0, never raising)."""
 
 from __future__ import annotations
 
+import math
+import sys
+
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from core.enums import Side
 from core.events import OrderDenied, SubmitOrder
 from core.intents import OrderIntent
 from risk.config import RiskConfig
 from risk.sizing import base_quantity, quantity_caps, round_quantity
-from tests.risk import T0, View, make_engine
+from tests.risk import NO_ORDERS, Working, T0, View, make_engine
 
 BUY, SELL = Side.BUY, Side.SELL
 
@@ -50,7 +56,7 @@ def test_sized_entry(config, equity, price, others, side, stop, expected):
     marks = {"XYZ": price, **{s: m for s, (_, m) in others.items()}}
     risk, _ = make_engine(**config)
     verdict = risk.evaluate(OrderIntent("XYZ", side, stop_loss=stop, reason="signal"), "s1",
-                            View(equity, positions, marks), 0.0, "s1-XYZ-1", T0)
+                            View(equity, positions, marks), NO_ORDERS, "s1-XYZ-1", T0)
     assert isinstance(verdict, SubmitOrder), verdict
     assert verdict.quantity == pytest.approx(expected)
     assert verdict.side is side
@@ -62,14 +68,14 @@ def test_sized_entry(config, equity, price, others, side, stop, expected):
 ])
 def test_size_rounding_to_zero_is_denied(config, price, reason):
     risk, _ = make_engine(**config)
-    verdict = risk.evaluate(OrderIntent("XYZ", BUY), "s1", View(100_000.0, marks={"XYZ": price}), 0.0, "id", T0)
+    verdict = risk.evaluate(OrderIntent("XYZ", BUY), "s1", View(100_000.0, marks={"XYZ": price}), NO_ORDERS, "id", T0)
     assert isinstance(verdict, OrderDenied)
     assert verdict.reason == reason
 
 
 def test_fractional_account_does_not_round_to_zero():
     risk, _ = make_engine(fractional_shares=True)
-    verdict = risk.evaluate(OrderIntent("XYZ", BUY), "s1", View(100_000.0, marks={"XYZ": 20_000.0}), 0.0, "id", T0)
+    verdict = risk.evaluate(OrderIntent("XYZ", BUY), "s1", View(100_000.0, marks={"XYZ": 20_000.0}), NO_ORDERS, "id", T0)
     assert isinstance(verdict, SubmitOrder)
     assert verdict.quantity == pytest.approx(0.5)
 
@@ -78,14 +84,14 @@ def test_explicit_quantity_is_rounded_down_unless_fractional():
     view = View(100_000.0, marks={"XYZ": 100.0})
     whole, _ = make_engine()
     fractional, _ = make_engine(fractional_shares=True)
-    assert whole.evaluate(OrderIntent("XYZ", BUY, 12.7), "s", view, 0.0, "id", T0).quantity == 12.0
-    assert fractional.evaluate(OrderIntent("XYZ", BUY, 12.7), "s", view, 0.0, "id", T0).quantity == 12.7
+    assert whole.evaluate(OrderIntent("XYZ", BUY, 12.7), "s", view, NO_ORDERS, "id", T0).quantity == 12.0
+    assert fractional.evaluate(OrderIntent("XYZ", BUY, 12.7), "s", view, NO_ORDERS, "id", T0).quantity == 12.7
 
 
 def test_sell_sized_against_a_long_without_shorting_is_clipped_to_the_long():
     risk, _ = make_engine()
     view = View(100_000.0, {"XYZ": 30.0}, {"XYZ": 100.0})
-    verdict = risk.evaluate(OrderIntent("XYZ", SELL), "s1", view, 0.0, "id", T0)
+    verdict = risk.evaluate(OrderIntent("XYZ", SELL), "s1", view, NO_ORDERS, "id", T0)
     assert isinstance(verdict, SubmitOrder)
     assert verdict.quantity == 30.0
 
@@ -110,7 +116,7 @@ def test_base_quantity(config, stop, expected):
     (1, 0.0, 97_000.0, (30.0, "max_gross_exposure")),
     (-1, 40.0, 0.0, (100.0, "max_position_fraction")),  # against a long: the order itself <= the cap
     (-1, 40.0, 99_000.0, (50.0, "max_gross_exposure")),  # closes 40 (frees 4k), room 1k: 10 short
-    (1, 0.0, 120_000.0, (-200.0, "max_gross_exposure")),  # over the cap already: no room
+    (1, 0.0, 120_000.0, (0.0, "max_gross_exposure")),  # over the cap already: no room
 ])
 def test_quantity_caps(side, net, gross_other, expected):
     caps = quantity_caps(RiskConfig(), 100_000.0, 100.0, side, net, gross_other)
@@ -122,3 +128,67 @@ def test_quantity_caps(side, net, gross_other, expected):
 ])
 def test_round_quantity(quantity, fractional, expected):
     assert round_quantity(quantity, fractional) == expected
+
+
+# --- extreme values: finite, non-negative, never raising (issue 5 B17) -----------------------
+
+MAX = sys.float_info.max
+positive = st.one_of(
+    st.sampled_from([5e-324, 2.2250738585072014e-308, 1e-300, 1e-8, 1.0, 1e9, 1e300, MAX]),
+    st.floats(min_value=5e-324, max_value=MAX),  # every positive finite float, denormals included
+)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+configs = st.builds(
+    RiskConfig,
+    sizing=st.sampled_from(["fixed_fraction", "risk_per_trade"]),
+    fixed_fraction=st.floats(1e-6, 1.0),
+    risk_per_trade=st.floats(1e-6, 1.0),
+    max_position_fraction=st.floats(1e-6, 4.0),
+    max_gross_exposure=st.floats(1e-6, 4.0),
+    max_order_notional=positive,
+)
+
+
+def is_size(q: float) -> bool:
+    return isinstance(q, float) and 0.0 <= q < math.inf
+
+
+@given(config=configs, equity=positive, price=positive, stop=st.none() | positive)
+@example(config=RiskConfig(), equity=100_000.0, price=5e-324, stop=None)  # equity / price overflows
+@example(config=RiskConfig(sizing="risk_per_trade"), equity=100_000.0, price=1.0, stop=1.0 - 1e-16)
+@example(config=RiskConfig(sizing="risk_per_trade"), equity=100_000.0, price=1e-300, stop=1e-300)  # no distance
+@example(config=RiskConfig(sizing="risk_per_trade"), equity=1e308, price=1.0, stop=1.0 + 2.220446049250313e-16)
+def test_base_quantity_is_finite_and_non_negative(config, equity, price, stop):
+    q = base_quantity(config, equity, price, stop)
+    assert is_size(q)
+    for fractional in (False, True):
+        assert is_size(round_quantity(q, fractional))
+
+
+@given(config=configs, equity=positive, price=positive, side=st.sampled_from([1, -1]), net=finite,
+       gross_other=st.floats(0.0, MAX))
+@example(config=RiskConfig(), equity=100_000.0, price=5e-324, side=1, net=0.0, gross_other=0.0)
+@example(config=RiskConfig(max_gross_exposure=4.0), equity=MAX, price=1e-8, side=-1, net=-MAX, gross_other=MAX)
+def test_caps_and_the_sized_order_are_finite_and_non_negative(config, equity, price, side, net, gross_other):
+    caps = quantity_caps(config, equity, price, side, net, gross_other)
+    assert [name for _, name in caps] == ["max_position_fraction", "max_gross_exposure", "max_order_notional"]
+    assert all(is_size(room) for room, _ in caps)
+    # what the risk engine does with them: clip the base size to the tightest cap, then round
+    room, _ = min(caps)
+    for stop in (None, price * 0.5):
+        wanted = min(base_quantity(config, equity, price, stop), room)
+        assert is_size(round_quantity(wanted, False)) and is_size(round_quantity(wanted, True))
+
+
+@given(quantity=st.floats(), fractional=st.booleans())
+@example(quantity=math.inf, fractional=False)
+@example(quantity=math.nan, fractional=False)
+@example(quantity=MAX, fractional=False)
+@example(quantity=-0.5, fractional=False)
+def test_round_quantity_of_any_float_is_a_size_never_above_the_input(quantity, fractional):
+    q = round_quantity(quantity, fractional)
+    assert is_size(q)
+    if 0.0 < quantity < math.inf:
+        assert q <= quantity + 1e-9 * max(1.0, quantity)
+    else:
+        assert q == 0.0

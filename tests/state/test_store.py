@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
+from dataclasses import asdict, replace
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +16,7 @@ from core.events import OrderFilled, SubmitOrder, TradeClosed, TradingStateChang
 from core.orders import Order
 from core.portfolio import Portfolio
 from core.ports import Decision, EquitySnapshot
+from core.recovery import RiskSnapshot
 from core.time import NANOS_PER_MINUTE, NANOS_PER_SECOND
 from state import SqlStore, StoreConfig, StoreError
 
@@ -22,12 +26,26 @@ OpenStore = Callable[..., SqlStore]
 
 def make_order(client_order_id: str = "sma-AAPL-1-1", *, ts: int = T0, quantity: float = 10.0,
                order_type: OrderType = OrderType.MARKET, limit_price: float | None = None) -> Order:
-    return Order(SubmitOrder(client_order_id, "sma", "AAPL", Side.BUY, quantity, order_type, limit_price, None,
-                             TimeInForce.DAY, "cross up", ts))
+    return Order(SubmitOrder(client_order_id=client_order_id, strategy_id="sma", symbol="AAPL", side=Side.BUY,
+                             quantity=quantity, order_type=order_type, limit_price=limit_price,
+                             time_in_force=TimeInForce.DAY, reason="cross up", ts_event=ts, ts_init=ts))
 
 
 def make_fill(fill_id: str, cum: float, *, client_order_id: str = "sma-AAPL-1-1", ts: int = T0) -> OrderFilled:
-    return OrderFilled(client_order_id, fill_id, "AAPL", Side.BUY, 5.0, 101.25, cum, 0.5, ts, ts + 1000)
+    return OrderFilled(client_order_id=client_order_id, fill_id=fill_id, symbol="AAPL", side=Side.BUY, quantity=5.0,
+                       price=101.25, cum_quantity=cum, commission=0.5, slippage=0.125, ts_event=ts, ts_init=ts + 1000)
+
+
+def make_trade(symbol: str = "AAPL", side: Side = Side.BUY, quantity: float = 10.0, entry_ts: int = T0,
+          exit_ts: int = T0, entry_price: float = 100.0, exit_price: float = 101.0, pnl: float = 9.0,
+          commission: float = 1.0, exit_reason: str = "x", ts_init: int | None = None) -> TradeClosed:
+    return TradeClosed(symbol=symbol, side=side, quantity=quantity, entry_ts=entry_ts, exit_ts=exit_ts,
+                       entry_price=entry_price, exit_price=exit_price, pnl=pnl, commission=commission,
+                       exit_reason=exit_reason, ts_event=exit_ts, ts_init=exit_ts if ts_init is None else ts_init)
+
+
+def state_change(previous: TradingState, current: TradingState, reason: str, ts: int) -> TradingStateChanged:
+    return TradingStateChanged(previous=previous, current=current, reason=reason, ts_event=ts, ts_init=ts)
 
 
 def start(store: SqlStore, run_id: str = "run-1", kind: str = "replay") -> None:
@@ -42,12 +60,13 @@ def test_run_lifecycle(store: SqlStore) -> None:
     run = store.run("run-1")
     assert run == {"id": "run-1", "kind": "replay", "strategy_id": "sma", "params": {"fast": 10, "slow": 30},
                    "config_hash": "cfg-hash", "data_hash": "data-hash", "started_ns": T0, "finished_ns": None,
-                   "status": "running", "metrics": None}
+                   "status": "running", "metrics": None, "account": "default", "pid": os.getpid(),
+                   "hostname": socket.gethostname(), "note": None}
     store.finish_run("run-1", T0 + NANOS_PER_MINUTE, "completed",
                      {"sharpe": 1.5, "sortino": float("inf"), "trades": 3, "by_side": {Side.BUY: 2}})
     run = store.run("run-1")
     assert run is not None
-    assert run["finished_ns"] == T0 + NANOS_PER_MINUTE and run["status"] == "completed"
+    assert run["finished_ns"] == T0 + NANOS_PER_MINUTE and run["status"] == "completed" and run["note"] is None
     assert run["metrics"] == {"sharpe": 1.5, "sortino": None, "trades": 3, "by_side": {"buy": 2}}
     assert store.run("missing") is None
 
@@ -92,7 +111,8 @@ def test_order_status_upserts_keep_one_row_with_the_latest_state(store: SqlStore
     assert store.orders("run-1") == [{
         "run_id": "run-1", "client_order_id": "sma-AAPL-1-1", "strategy_id": "sma", "symbol": "AAPL",
         "side": Side.BUY, "quantity": 10.0, "order_type": OrderType.LIMIT, "limit_price": 100.5,
-        "stop_price": None, "time_in_force": TimeInForce.DAY, "reason": "cross up", "status": OrderStatus.FILLED,
+        "stop_price": None, "time_in_force": TimeInForce.DAY, "reduce_only": False, "reason": "cross up",
+        "status": OrderStatus.FILLED,
         "filled_quantity": 10.0, "avg_fill_price": 100.5, "commission": 1.0, "broker_order_id": "broker-42",
         "ts_created": T0, "ts_last": T0 + 4000}]
 
@@ -111,20 +131,23 @@ def test_orders_are_scoped_by_run(store: SqlStore) -> None:
 
 def test_fills_round_trip_and_duplicates_are_ignored(store: SqlStore) -> None:
     start(store)
-    store.save_order(make_order())
+    order = make_order()
+    store.save_order(order)
     fills = [make_fill("f1", 5.0), make_fill("f2", 10.0, ts=T0 + NANOS_PER_SECOND)]
     for fill in fills:
-        store.save_fill(fill)
+        order.apply_fill(fill.cum_quantity, fill.price, fill.commission, fill.ts_init)
+        store.save_fill(fill, order)
     store.flush()
-    store.save_fill(fills[0])  # a replayed report
+    store.save_fill(fills[0], order)  # a replayed report
     store.flush()
-    assert store.fills("run-1") == [{"run_id": "run-1", **fill._asdict()} for fill in fills]
+    assert store.fills("run-1") == [{"run_id": "run-1", **asdict(fill)} for fill in fills]
+    assert store.account_fills() == fills
 
 
 def test_trades_decisions_and_equity_round_trip(store: SqlStore) -> None:
     start(store)
-    trades = [TradeClosed("AAPL", Side.BUY, 10.0, T0, T0 + 5 * NANOS_PER_MINUTE, 100.0, 104.0, 39.0, 1.0, "exit", T0 + 5 * NANOS_PER_MINUTE),
-              TradeClosed("MSFT", Side.SELL, 3.0, T0, T0 + 2 * NANOS_PER_MINUTE, 300.0, 310.0, -30.5, 0.5, "stop", T0 + 2 * NANOS_PER_MINUTE)]
+    trades = [make_trade("AAPL", Side.BUY, 10.0, T0, T0 + 5 * NANOS_PER_MINUTE, 100.0, 104.0, 39.0, 1.0, "exit"),
+              make_trade("MSFT", Side.SELL, 3.0, T0, T0 + 2 * NANOS_PER_MINUTE, 300.0, 310.0, -30.5, 0.5, "stop")]
     decisions = [Decision(T0 + NANOS_PER_MINUTE, "sma", "AAPL", Side.BUY, 10.0, "submitted", "cross up", "sma-AAPL-1-1", 0.7, "low_vol_trending"),
                  Decision(T0, "sma", "MSFT", Side.SELL, 0.0, "denied", "max positions", "", None, "")]
     snapshots = [EquitySnapshot(T0 + i * NANOS_PER_MINUTE, 1000.0 - i, 1000.0 + i * 0.25, 50.0 * i, i % 3)
@@ -164,10 +187,12 @@ def test_positions_are_upserted_per_symbol(store: SqlStore) -> None:
 def test_nothing_is_written_before_flush(open_store: OpenStore) -> None:
     writer, reader = open_store(batch_size=1000), open_store()
     start(writer)
-    writer.save_order(make_order())
-    writer.save_fill(make_fill("f1", 5.0))
+    order = make_order()
+    writer.save_order(order)
+    order.apply_fill(5.0, 101.25, 0.5, T0)
+    writer.save_fill(make_fill("f1", 5.0), order)
     writer.save_decision(Decision(T0, "sma", "AAPL", Side.BUY, 10.0, "submitted", "", "sma-AAPL-1-1", None, ""))
-    writer.save_trade(TradeClosed("AAPL", Side.BUY, 10.0, T0, T0, 100.0, 101.0, 9.0, 1.0, "x", T0))
+    writer.save_trade(make_trade())
     writer.save_equity(EquitySnapshot(T0, 1.0, 1.0, 0.0, 0))
     assert writer.buffered == 5
     for read in (reader.orders, reader.fills, reader.decisions, reader.trades, reader.equity):
@@ -209,8 +234,8 @@ def test_durable_orders_are_written_immediately(open_store: OpenStore) -> None:
 def test_trading_state_is_written_immediately_and_survives_reopening(open_store: OpenStore) -> None:
     store = open_store()
     assert store.load_trading_state() is None
-    store.save_trading_state(TradingStateChanged(TradingState.ACTIVE, TradingState.REDUCING, "drawdown 5%", T0))
-    store.save_trading_state(TradingStateChanged(TradingState.REDUCING, TradingState.HALTED, "daily loss", T0 + 1000))
+    store.save_trading_state(state_change(TradingState.ACTIVE, TradingState.REDUCING, "drawdown 5%", T0))
+    store.save_trading_state(state_change(TradingState.REDUCING, TradingState.HALTED, "daily loss", T0 + 1000))
     assert open_store().load_trading_state() == (TradingState.HALTED, "daily loss")  # before any flush or close
     store.close()
     reopened = open_store()
@@ -261,7 +286,9 @@ def test_opening_twice_runs_the_migrations_once(open_store: OpenStore, caplog: p
         first.close()
         second = open_store()
     upgrades = [r.getMessage() for r in caplog.records if "Running upgrade" in r.getMessage()]
-    assert len(upgrades) == 1 and "0001_initial" in upgrades[0]
+    assert len(upgrades) == 4  # 0001 to 0004, once each: the second open found the schema current
+    assert "-> 0001_initial" in upgrades[0] and "0001_initial -> 0002_recovery" in upgrades[1]
+    assert "0002_recovery -> 0003_run_process" in upgrades[2]
     assert second.run("run-1") is not None
 
 
@@ -300,3 +327,68 @@ def test_config_is_frozen_and_strict() -> None:
         StoreConfig(unknown=1)  # type: ignore[call-arg]
     with pytest.raises(ValueError):
         config.batch_size = 3  # type: ignore[misc]
+
+
+# --- B16 and the account state --------------------------------------------------------------
+
+
+def test_a_fill_is_flushed_with_its_order_update(open_store: OpenStore) -> None:
+    writer, reader = open_store(batch_size=2), open_store()
+    start(writer)
+    order = make_order()
+    writer.save_order(order)
+    order.transition(OrderStatus.ACCEPTED, T0)
+    writer.save_order(order)  # one buffered row: the same order twice
+    order.apply_fill(5.0, 101.25, 0.5, T0)
+    writer.save_fill(make_fill("f1", 5.0), order)  # reaches the batch size: flushes
+    assert [f["fill_id"] for f in reader.fills("run-1")] == ["f1"]
+    assert [(o["status"], o["filled_quantity"]) for o in reader.orders("run-1")] == [
+        (OrderStatus.PARTIALLY_FILLED, 5.0)]
+
+
+def test_durable_orders_commit_a_fill_with_its_order_at_once(open_store: OpenStore) -> None:
+    writer, reader = open_store(durable_orders=True), open_store()
+    start(writer, "live-1", kind="live")
+    order = make_order()
+    writer.save_order(order)
+    order.apply_fill(10.0, 101.25, 0.5, T0)
+    writer.save_fill(make_fill("f1", 10.0), order)
+    assert [o["status"] for o in reader.orders("live-1")] == [OrderStatus.FILLED]
+    assert len(reader.fills("live-1")) == 1
+
+
+def test_runs_belong_to_the_store_account(open_store: OpenStore) -> None:
+    start(open_store(account="acct-7"), "run-7")
+    run = open_store().run("run-7")
+    assert run is not None and run["account"] == "acct-7"
+
+
+def test_risk_snapshots_are_buffered_until_the_state_changes(open_store: OpenStore) -> None:
+    writer, reader = open_store(batch_size=1000), open_store()
+    first = RiskSnapshot(state=TradingState.ACTIVE, peak_equity=100.0, ts=T0)
+    writer.save_risk_state(first)  # the first one of a store: committed at once
+    assert reader.load_risk_state() == first
+    writer.save_risk_state(replace(first, peak_equity=101.0, ts=T0 + 1000))
+    latest = replace(first, peak_equity=102.0, ts=T0 + 2000)
+    writer.save_risk_state(latest)
+    assert reader.load_risk_state() == first and writer.buffered == 1  # same state: only buffered, once
+    writer.flush()
+    assert reader.load_risk_state() == latest
+    reducing = replace(latest, state=TradingState.REDUCING, reason="daily loss", causes={"daily_loss": "daily loss"},
+                       day_start_equity=100.0, day_end_ns=T0 + NANOS_PER_MINUTE, ts=T0 + 3000)
+    writer.save_risk_state(reducing)
+    assert reader.load_risk_state() == reducing  # a state change: committed at once
+    assert open_store(account="other").load_risk_state() is None
+
+
+def test_learner_state_round_trip(open_store: OpenStore) -> None:
+    writer = open_store()
+    writer.save_learner_state("AAPL", bytes(range(256)) * 40, T0)
+    writer.save_learner_state("MSFT", b"")
+    assert writer.buffered == 2
+    writer.flush()
+    writer.save_learner_state("AAPL", b"v2")
+    writer.flush()
+    assert open_store().load_learner_states() == {"AAPL": b"v2", "MSFT": b""}
+    with pytest.raises(TypeError, match="bytes"):
+        writer.save_learner_state("AAPL", "not bytes")  # type: ignore[arg-type]

@@ -1,0 +1,58 @@
+"""Operator commands on an account's persisted state, for when no daemon is running.
+
+``tradingd halt`` / ``tradingd rearm`` are commands (:class:`core.events.HaltTrading`,
+:class:`core.events.RearmTrading`). A running daemon receives them on its queue and its Engine
+applies them on the one path. With no daemon running, :func:`apply_offline` applies the same
+command to the account's restored risk engine (the state machine the Engine would use) and
+persists the result; the daemon resumes from it at its next start.
+"""
+
+from __future__ import annotations
+
+from core.clock import Clock
+from core.enums import TradingState
+from core.events import HaltTrading, RearmTrading, TradingStateChanged
+from risk.config import RiskConfig
+from risk.engine import RiskEngine
+from state.recovery import load_restored
+from state.store import SqlStore
+
+
+class UnknownAccountError(LookupError):
+    """The state database holds nothing about the account named."""
+
+
+def apply_offline(store: SqlStore, account: str, command: HaltTrading | RearmTrading,
+                  risk_config: RiskConfig) -> tuple[TradingState, TradingStateChanged | None]:
+    """Apply ``command`` to ``account``'s persisted trading state.
+
+    Returns
+    -------
+    (TradingState, TradingStateChanged or None)
+        The state before the command and the change it made (None when it changed nothing, e.g.
+        halting an account that is already HALTED).
+
+    Raises
+    ------
+    UnknownAccountError
+        For a re-arm of an account the database knows nothing about (a typo must not silently
+        create an account). Halting an unknown account is allowed: it starts HALTED.
+    state.store.StoreError
+        If the database cannot be read or written.
+    """
+    restored = load_restored(store, account, starting_cash=0.0)
+    if restored is None and isinstance(command, RearmTrading):
+        raise UnknownAccountError(f"account {account!r} has no persisted state in this database; "
+                                  "nothing to re-arm (check --account and --db)")
+    ts = command.ts_init
+    risk = RiskEngine(risk_config, Clock(ts), restored=restored.risk if restored is not None else None)
+    before = risk.state
+    change = risk.halt(command.reason, ts) if isinstance(command, HaltTrading) else risk.rearm(command.reason, ts)
+    if change is not None:
+        store.save_trading_state(change)
+        store.save_risk_state(risk.snapshot(ts))
+        store.flush()
+    return before, change
+
+
+__all__ = ["UnknownAccountError", "apply_offline"]
