@@ -124,7 +124,7 @@ class ReplayResult:
 
 def run_replay(series: Sequence[BarSeries], spec: RunSpec, *, store: Store, alerts: AlertSink,
                run_id: str = "replay", progress: ProgressCallback | None = None,
-               strategy: Strategy | None = None) -> ReplayResult:
+               strategy: Strategy | None = None, clock: Clock | None = None) -> ReplayResult:
     """Replay ``series`` (merged by bar end time, ties by symbol) through the full pipeline.
 
     Parameters
@@ -141,6 +141,9 @@ def run_replay(series: Sequence[BarSeries], spec: RunSpec, *, store: Store, aler
         Called with the number of bars done every ``spec.replay.progress_every`` bars.
     strategy
         A ready strategy instance instead of building ``spec.strategy`` (tests, user code).
+    clock
+        The simulated clock to drive (so the caller can read replay time, e.g. for log lines);
+        default a new one. It is advanced to the first bar's start.
 
     Returns
     -------
@@ -163,7 +166,11 @@ def run_replay(series: Sequence[BarSeries], spec: RunSpec, *, store: Store, aler
     start_ns = min((int(s.ts_event[0]) for s in series if len(s)), default=0)
     curve = EquityCurve()
     venue = paper_venue(spec)
-    kernel = build_kernel(spec, clock=Clock(start_ns), broker=venue, venue=venue, store=store, alerts=alerts,
+    if clock is None:
+        clock = Clock(start_ns)
+    else:
+        clock.advance_to(start_ns)
+    kernel = build_kernel(spec, clock=clock, broker=venue, venue=venue, store=store, alerts=alerts,
                           strategy=strategy, equity_recorder=curve)
     engine = kernel.engine
     collected = ResultCollector(engine)

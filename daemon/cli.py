@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, HelpGroup, with_defaults
+from daemon import live_cli  # typer and rich only at import time
 from daemon.runs import runs_app  # imports typer and rich only; its commands import the rest
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ _REPLAY_KEYS = {
     "slippage_volatility": ("fill.slippage_volatility", "--slippage-volatility"),
     "participation_cap": ("fill.participation_cap", "--participation-cap"),
     "seed": ("signals.learner.seed", "--seed"), "db": ("state.database_url", "--db"),
+    "benchmark": ("output.benchmark", "--benchmark"),
 }
 _COMMISSION_KEYS = {"commission": ("fill.commission_per_share", "--commission"),
                     "commission_min": ("fill.commission_minimum", "--commission-min"),
@@ -182,6 +184,18 @@ def _never_trades(cfg: AppConfig, series: Sequence[BarSeries]) -> str | None:
     return f"{cfg.strategy.name} can never trade {', '.join(s.symbol for s in short)}: fewer than {bars:,} bars ({why}; {counts})"
 
 
+def _check_benchmark(cfg: AppConfig, series: list[Any], given: bool) -> None:
+    """Refuse an unknown benchmark, or a symbol not in the data, before the replay runs."""
+    from daemon.config import ConfigError
+    from research.benchmark import BenchmarkError, resolve_benchmark
+
+    try:
+        resolve_benchmark(cfg.output.benchmark, [s.symbol for s in series])
+    except BenchmarkError as exc:
+        where = "--benchmark" if given else "[output] benchmark"
+        raise ConfigError(f"{where} {cfg.output.benchmark!r}: {exc}") from None
+
+
 def _replay_config(config: Path | None, paths: list[str], strategy: str | None, param: list[str] | None,
                    values: dict[str, Any], commissions: dict[str, Any], report: bool) -> AppConfig:
     from daemon.config import load_config
@@ -227,7 +241,7 @@ def _replay_config(config: Path | None, paths: list[str], strategy: str | None, 
            slippage_volatility="fill.slippage_volatility", commission="fill.commission_per_share",
            commission_min="fill.commission_minimum", commission_bps="fill.commission_bps",
            participation_cap="fill.participation_cap", seed="signals.learner.seed", db="state.database_url",
-           report="output.report", progress=lambda: "on")
+           report="output.report", benchmark="output.benchmark", progress=lambda: "on")
 def replay(
     files: Annotated[Optional[list[Path]], typer.Argument(
         metavar="FILE|DIR", show_default=False,
@@ -276,6 +290,10 @@ def replay(
                                                 help="Seed of the online learners.")] = None,
     db: DbOpt = None,
     report: Annotated[bool, typer.Option(metavar="", show_default=False, help="Write report.html.")] = True,
+    benchmark: Annotated[Optional[str], typer.Option(
+        metavar="NAME", show_default=False,
+        help="Compare with: auto (SPY when in the data, else equal_weight), a symbol of the data (buy and hold), "
+             "equal_weight (rebalanced monthly), equal_weight_hold or none.")] = None,
     progress: Annotated[bool, typer.Option(metavar="", show_default=False,
                                            help="Show a progress bar (on stderr).")] = True,
 ) -> None:
@@ -288,7 +306,7 @@ def replay(
     paths = [str(p) for p in (data or [])] + [str(p) for p in (files or [])]
     values = {"start": start, "end": end, "timeframe": timeframe, "cash": cash, "slippage_bps": slippage_bps,
               "slippage_volatility": slippage_volatility, "participation_cap": participation_cap, "seed": seed,
-              "db": db}
+              "db": db, "benchmark": benchmark}
     commissions = {"commission": commission, "commission_min": commission_min, "commission_bps": commission_bps}
     try:
         cfg = _replay_config(config, paths, strategy, param, values, commissions, report)
@@ -298,6 +316,7 @@ def replay(
         if problem:
             raise ConfigError(problem)
         series = load_data(cfg)
+        _check_benchmark(cfg, series, benchmark is not None)
     except (ConfigError, DataError) as exc:
         _fail(str(exc))
     warning = _never_trades(cfg, series)
@@ -460,6 +479,7 @@ def _send(config: Path | None, account: str, verb: str, reason: str, db: str | N
 
 
 app.add_typer(runs_app, name="runs")
+live_cli.register(app)
 
 
 def main() -> None:  # console script entry point

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backtest.fill_model import FillConfig
 from backtest.spec import ReplayConfig, RunSpec
+from daemon.live.config import LiveConfig
 from core.time import parse_timeframe
 from learning.pipeline import SignalConfig
 from risk.config import RiskConfig
@@ -97,6 +98,8 @@ class LoggingSection(_Section):
 class OutputSection(_Section):
     dir: str = Field("runs/latest", description="output folder of a replay, relative to the working directory")
     report: bool = True
+    benchmark: str = Field("auto", description="what the strategy is compared with: auto (SPY when in the data, "
+                                               "else equal_weight), a symbol, equal_weight, equal_weight_hold, none")
 
 
 class AppConfig(_Section):
@@ -116,6 +119,7 @@ class AppConfig(_Section):
     state: StoreConfig = StoreConfig()
     logging: LoggingSection = LoggingSection()
     output: OutputSection = OutputSection()
+    live: LiveConfig = LiveConfig()
     base_dir: Path = Field(Path("."), exclude=True, description="folder of the config file (for relative paths)")
     origin: str = Field("built-in defaults", exclude=True, description="the file read, or 'built-in defaults'")
     options: dict[str, str] = Field(default_factory=dict, exclude=True,

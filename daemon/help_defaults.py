@@ -43,6 +43,7 @@ BUILTIN: dict[str, Any] = {
     "state.database_url": "sqlite:///tradingd.db",
     "output.dir": "runs/latest",
     "output.report": True,
+    "output.benchmark": "auto",
 }
 """Built-in values of the settings that command-line options override (dotted keys)."""
 

@@ -34,6 +34,7 @@ from backtest.data import load_data as load_series
 from backtest.replay import ProgressCallback, ReplayResult, run_replay
 from backtest.sources import BarSeries
 from backtest.spec import RunSpec
+from core.clock import Clock
 from core.time import format_timeframe, to_nanos
 from daemon.config import AppConfig
 from research.output import OUTPUT_FILES, ReplaySummary, summarize, write_outputs
@@ -145,7 +146,7 @@ class _SignalGuard:
 def load_data(config: AppConfig) -> list[BarSeries]:
     """Load and validate every data file of ``config`` (see :func:`backtest.data.load_data`)."""
     return load_series(config.data_files(), timeframe=config.data.timeframe, start=config.data.start,
-                       end=config.data.end)
+                       end=config.data.end, calendars=config.fill.calendars)
 
 
 def _print_interrupted(exc: RunInterrupted) -> None:
@@ -195,7 +196,8 @@ def run_replay_job(config: AppConfig, series: list[BarSeries], out_dir: Path | N
     now = datetime.now(timezone.utc)
     run_id = f"{strategy.strategy_id}-{now:%Y%m%dT%H%M%S%f}-{config_hash[:8]}"
     memory = MemoryAlertSink()
-    alerts = FanOutAlertSink(memory, LogAlertSink())
+    clock = Clock()  # the replay's simulated clock: log lines carry its time as replay_time
+    alerts = FanOutAlertSink(memory, LogAlertSink(time_source=lambda: clock.now))
     total = sum(len(s) for s in series)
     done = 0
     every = spec.replay.progress_every
@@ -216,21 +218,25 @@ def run_replay_job(config: AppConfig, series: list[BarSeries], out_dir: Path | N
                             hash_of_data, to_nanos(now))
             guard.check()
             result = run_replay(series, _checking(spec), store=store, alerts=alerts, run_id=run_id,
-                                progress=checked_progress, strategy=strategy)
+                                progress=checked_progress, strategy=strategy, clock=clock)
             done = result.bars
             result.data_hash, result.config_hash = hash_of_data, config_hash
             last_ts = int(result.equity_ts[-1]) if len(result.equity_ts) else to_nanos(now)
             store.save_positions(run_id, result.positions, last_ts)
             run_info = {"run_id": run_id, "strategy": strategy.strategy_id, "params": strategy.params.model_dump(),
-                        "symbols": ", ".join(result.symbols), "timeframe": format_timeframe(result.timeframe_ns),
-                        "bars": result.bars, "data_files": ", ".join(s.source for s in series),
+                        "symbols": list(result.symbols), "timeframe": format_timeframe(result.timeframe_ns),
+                        "bars": result.bars, "data_files": [s.source for s in series],
                         "config_hash": config_hash, "data_hash": hash_of_data,
-                        "starting_cash": config.replay.starting_cash, "fill": config.fill.model_dump()}
+                        "starting_cash": config.replay.starting_cash, "fill": config.fill.model_dump(mode="json"),
+                        "risk": config.risk.model_dump(mode="json"), "replay": config.replay.model_dump(mode="json"),
+                        "signals": config.signals.model_dump(mode="json")}
+            benchmark = config.output.benchmark
             if out_dir is not None:
-                summary = _write_outputs_staged(result, Path(out_dir), run_info, config.output.report, guard)
+                summary = _write_outputs_staged(result, Path(out_dir), run_info, config.output.report, guard,
+                                                benchmark)
             else:
                 guard.check()
-                summary = summarize(result)
+                summary = summarize(result, benchmark=benchmark)
             # from here on the run is complete: a signal now is honoured after recording it so
             store.finish_run(run_id, to_nanos(datetime.now(timezone.utc)), "finished",
                              {**summary.to_dict(), "bars": result.bars, "bars_total": total})
@@ -283,7 +289,7 @@ def _interrupted(store: SqlStore, run_id: str, signum: int, done: int, total: in
 
 
 def _write_outputs_staged(result: ReplayResult, out_dir: Path, run_info: dict[str, Any], report: bool,
-                          guard: _SignalGuard) -> ReplaySummary:
+                          guard: _SignalGuard, benchmark: str | None = None) -> ReplaySummary:
     """Write the output files into ``out_dir/.partial-<pid>/``, then move them into ``out_dir``.
 
     Writing can be stopped at once by a signal (the staging folder is deleted); moving cannot.
@@ -296,7 +302,7 @@ def _write_outputs_staged(result: ReplayResult, out_dir: Path, run_info: dict[st
     shutil.rmtree(staging, ignore_errors=True)
     try:
         with guard.raising():
-            summary = write_outputs(result, staging, run_info, report=report)
+            summary = write_outputs(result, staging, run_info, report=report, benchmark=benchmark)
         for name in summary.files:
             os.replace(staging / name, out_dir / name)
     finally:

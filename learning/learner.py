@@ -12,7 +12,6 @@ from collections import deque
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from river import linear_model, optim, preprocessing, tree
 
 from core.events import Bar
 
@@ -61,9 +60,13 @@ class LearnerConfig(BaseModel):
 
 def _build_model(config: LearnerConfig):  # noqa: ANN202 - a River estimator or pipeline
     if config.model == "logistic":
+        from river import linear_model, optim, preprocessing  # imported when a learner is built, not for --help
+
         return preprocessing.StandardScaler() | linear_model.LogisticRegression(
             optimizer=optim.SGD(config.learning_rate), l2=config.l2
         )
+    from river import tree
+
     return tree.HoeffdingTreeClassifier()
 
 

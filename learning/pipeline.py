@@ -88,6 +88,25 @@ class SignalPipeline:
         s = self._symbols.get(symbol)
         return s.current_regime if s is not None else Regime.UNKNOWN
 
+    def restore_learners(self, states: dict[str, bytes]) -> None:
+        """Put back learners saved by :meth:`learner_states` (after a restart).
+
+        Only the learners come back: features and the regime detector warm up again on new bars
+        (their state is a few windows of bars, not learned knowledge).
+
+        Raises
+        ------
+        ValueError
+            If a payload is not a learner state of this configuration's model kind.
+        """
+        if not self.config.learner_enabled:
+            return
+        for symbol, data in states.items():
+            s = self._symbols.get(symbol)
+            if s is None:
+                s = self._symbols[symbol] = _SymbolSignals(self.config)
+            s.learner = OnlineLearner.from_bytes(data, self.config.learner)
+
     def learner_states(self) -> dict[str, bytes]:
         """Serialized learner per symbol (for the model registry; no I/O here)."""
         return {sym: s.learner.to_bytes() for sym, s in self._symbols.items() if s.learner is not None}

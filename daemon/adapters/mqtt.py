@@ -25,9 +25,12 @@ topic                              dir  payload                                 
 ``{prefix}/{account}/state``       out  TradingStateChanged                                      yes
 ``{prefix}/{account}/regime``      out  RegimeChanged                                            no
 ``{prefix}/{account}/heartbeat``   out  the node's health snapshot                               yes
-``{prefix}/{account}/status``      out  ``online`` / ``offline`` (plain text; the last will)     yes
+``{prefix}/{account}/status``      out  ``{"state": "online"|"offline", "reason"?, ...}``       yes
 =================================  ===  =======================================================  ========
 
+The status topic is the daemon's presence: ``online`` (with mode and account when the node sets
+them) while connected, ``{"state": "offline", "reason": "connection lost"}`` as the last will when
+the connection dies uncleanly, ``offline`` with the stop reason after a clean stop.
 Everything is QoS 1 (``qos`` in :class:`MqttConfig`). Telemetry payloads are the events' fields as JSON
 (see :mod:`daemon.adapters.mqtt_telemetry`).
 
@@ -51,11 +54,61 @@ field          meaning
 Command ``command`` is one of ``pause``, ``resume``, ``flatten``, ``halt``, ``rearm``, ``status``.
 """
 
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, Protocol
+
 from daemon.adapters.mqtt_bars import REASONS, FrameRejected, MqttBarFeed, parse_bar_frame
 from daemon.adapters.mqtt_config import MqttConfig, MqttConfigError, Topics
 from daemon.adapters.mqtt_control import COMMANDS, MqttControl
-from daemon.adapters.mqtt_link import OFFLINE, ONLINE, Inbound, MqttLink
+from daemon.adapters.mqtt_link import LOST, OFFLINE, ONLINE, Inbound, MqttLink
 from daemon.adapters.mqtt_telemetry import MqttTelemetry, to_json
 
-__all__ = ["COMMANDS", "OFFLINE", "ONLINE", "REASONS", "FrameRejected", "Inbound", "MqttBarFeed", "MqttConfig",
-           "MqttConfigError", "MqttControl", "MqttLink", "MqttTelemetry", "Topics", "parse_bar_frame", "to_json"]
+__all__ = ["COMMANDS", "LOST", "OFFLINE", "ONLINE", "REASONS", "FrameRejected", "Inbound", "MqttBarFeed", "MqttConfig",
+           "MqttConfigError", "MqttControl", "MqttLink", "MqttTelemetry", "Topics", "mqtt_service", "parse_bar_frame",
+           "to_json"]
+
+
+class _Node(Protocol):
+    async def enqueue(self, event: Any) -> None: ...
+    def status(self) -> dict[str, Any]: ...
+
+
+def mqtt_service(link: MqttLink, *, bars: bool = True, symbols: Iterable[str] | None = None,
+                 seed: Mapping[str, int] | None = None,
+                 now_ns: Callable[[], int] = time.time_ns) -> Callable[[_Node], Coroutine[Any, Any, None]]:
+    """Return the live node's MQTT service: ``await service(node)`` wires the bar feed (when
+    ``bars``) and control to ``node.enqueue`` / ``node.status`` on ``link`` and runs the link.
+
+    Parameters
+    ----------
+    link : MqttLink
+        Shared with :class:`MqttTelemetry` (give the node ``MqttTelemetry(link.config, link)``).
+    bars : bool
+        Subscribe to the bar topics (``--feed mqtt``); control is always on.
+    symbols : iterable of str, optional
+        Symbols the bar feed accepts (None: any).
+    seed : mapping of str to int, optional
+        Last bar start (ns UTC) per symbol already booked (``engine.last_bar_ts`` after recovery).
+    now_ns : callable
+        The node's clock (epoch ns UTC) for command timestamps and the bar ``future`` check.
+
+    The service keeps ``service.feed`` and ``service.control`` (for the health report) once running.
+    """
+    config = link.config
+
+    async def service(node: _Node) -> None:
+        if bars:
+            feed = MqttBarFeed(config, node.enqueue, symbols=symbols, now_ns=now_ns)
+            if seed:
+                feed.seed(seed)
+            link.subscribe(config.topics.bars, feed.on_message)
+            service.feed = feed  # type: ignore[attr-defined]
+        control = MqttControl(config, node.enqueue, node.status, link, now_ns=now_ns)
+        link.subscribe(config.topics.cmd, control.on_message)
+        service.control = control  # type: ignore[attr-defined]
+        await link.run()
+
+    return service

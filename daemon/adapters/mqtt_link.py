@@ -15,8 +15,10 @@
 * **Handlers** are awaited one message at a time, in arrival order, so a handler that awaits a full
   engine queue holds the feed back (backpressure) instead of dropping. A handler that raises is
   logged and counted; the loop goes on.
-* **Last will.** The broker publishes ``offline`` (retained) on the status topic when the
-  connection dies without a clean disconnect; :meth:`MqttLink.stop` publishes it itself.
+* **Presence.** The status topic holds (retained) ``{"state": "online", ...}`` while connected,
+  re-announced on every connect; the broker publishes the last will ``{"state": "offline",
+  "reason": "connection lost"}`` when the connection dies without a clean disconnect (kill -9,
+  network loss), and :meth:`MqttLink.stop` publishes ``{"state": "offline", ...}`` itself.
 """
 
 from __future__ import annotations
@@ -37,10 +39,14 @@ from daemon.adapters.mqtt_config import MqttConfig
 if TYPE_CHECKING:
     import aiomqtt
 
-__all__ = ["ONLINE", "OFFLINE", "Backoff", "Handler", "Inbound", "MqttLink", "Publisher"]
+__all__ = ["LOST", "OFFLINE", "ONLINE", "Backoff", "Handler", "Inbound", "MqttLink", "Publisher"]
 
-ONLINE = b"online"
-OFFLINE = b"offline"
+ONLINE = b'{"state":"online"}'
+"""Retained on the status topic on every connect (until :meth:`MqttLink.set_presence` sets a richer one)."""
+OFFLINE = b'{"state":"offline","reason":"stopped"}'
+"""Retained on the status topic by a clean :meth:`MqttLink.stop` (unless set otherwise)."""
+LOST = b'{"state":"offline","reason":"connection lost"}'
+"""The last will: the broker retains it when our connection dies without a clean disconnect."""
 _AUTH_CODES = frozenset({4, 5, 134, 135})  # bad username or password / not authorized (MQTT 3 and 5 codes)
 _URGENT_SIZE = 1024  # replies to commands: few, small, sent before telemetry
 _log = structlog.get_logger("tradingd.mqtt")
@@ -124,8 +130,8 @@ class MqttLink:
     published, dropped, handler_errors : int
         Outbox messages acknowledged, dropped because the outbox was full, and handler exceptions.
 
-    Stop it with :meth:`stop` (sends the outbox, then ``offline``); cancelling also says
-    ``offline`` but drops what is still in the outbox.
+    Stop it with :meth:`stop` (sends the outbox, then the offline status); cancelling also
+    publishes the offline status but drops what is still in the outbox.
     """
 
     def __init__(self, config: MqttConfig, *, rng: random.Random | None = None) -> None:
@@ -139,6 +145,8 @@ class MqttLink:
         self._stopping = asyncio.Event()
         self._backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s, config.reconnect_jitter, rng)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._online, self._offline = ONLINE, OFFLINE
+        self._sending = False
         self.connects = 0
         self.disconnects = 0
         self.connect_failures = 0
@@ -182,6 +190,16 @@ class MqttLink:
         if self._loop is None:
             raise RuntimeError("MqttLink.run has not started")
         self._loop.call_soon_threadsafe(lambda: self.publish_nowait(topic, payload, retain=retain))
+
+    def set_presence(self, *, online: bytes | None = None, offline: bytes | None = None) -> None:
+        """Replace the retained status payloads: ``online`` is published now (when connected) and on
+        every reconnect; ``offline`` by :meth:`stop`. Both must be JSON with ``"state"``."""
+        if offline is not None:
+            self._offline = offline
+        if online is not None:
+            self._online = online
+            if self.connected.is_set():
+                self.publish_nowait(self.topics.status, online, retain=True, urgent=True)
 
     @property
     def outbox_depth(self) -> int:
@@ -247,7 +265,7 @@ class MqttLink:
         client = aiomqtt.Client(
             config.host, config.port, username=config.username, password=config.password(),
             identifier=config.identifier, clean_session=False, keepalive=config.keepalive_s,
-            timeout=config.timeout_s, will=aiomqtt.Will(self.topics.status, OFFLINE, qos=1, retain=True))
+            timeout=config.timeout_s, will=aiomqtt.Will(self.topics.status, LOST, qos=1, retain=True))
         # aiomqtt hides CONNACK's session-present flag; a broker that lost our session (restarted
         # without persistence) has also lost the bars it queued for us, which an operator must know.
         paho = getattr(client, "_client", None)
@@ -267,7 +285,7 @@ class MqttLink:
     async def _session(self, client: aiomqtt.Client) -> None:
         for topic_filter, _ in self._handlers:
             await client.subscribe(topic_filter, qos=self.config.qos)
-        await client.publish(self.topics.status, ONLINE, qos=1, retain=True)
+        await client.publish(self.topics.status, self._online, qos=1, retain=True)
         self.connects += 1
         self._backoff.reset()
         self.connected.set()
@@ -285,7 +303,7 @@ class MqttLink:
             # cancelled rather than stopped: aiomqtt's exit disconnects cleanly, so the broker would
             # not fire the last will and "online" would stay retained; say "offline" ourselves
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.publish(self.topics.status, OFFLINE, qos=1, retain=True), 1.0)
+                await asyncio.wait_for(client.publish(self.topics.status, self._offline, qos=1, retain=True), 1.0)
             raise
         finally:
             for task in (dispatch, stop):
@@ -295,11 +313,12 @@ class MqttLink:
                 await self._drain(client, flusher)
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
-        await client.publish(self.topics.status, OFFLINE, qos=1, retain=True)
+        await client.publish(self.topics.status, self._offline, qos=1, retain=True)
 
     async def _drain(self, client: aiomqtt.Client, flusher: asyncio.Task[None]) -> None:
         deadline = time.monotonic() + self.config.timeout_s
-        while self.outbox_depth and time.monotonic() < deadline and not flusher.done():
+        # polled: the flusher is the only sender and signals nothing; shutdown happens once
+        while (self.outbox_depth or self._sending) and time.monotonic() < deadline and not flusher.done():
             await asyncio.sleep(0.01)
 
     async def _dispatch(self, client: aiomqtt.Client) -> None:
@@ -334,6 +353,7 @@ class MqttLink:
                 await self._wakeup.wait()
                 continue
             box, item = taken
+            self._sending = True
             try:
                 await client.publish(item.topic, item.payload, qos=qos, retain=item.retain)
             except BaseException as exc:
@@ -345,4 +365,6 @@ class MqttLink:
                     await asyncio.sleep(self.config.reconnect_min_s)
                     continue
                 raise
+            finally:
+                self._sending = False
             self.published += 1

@@ -479,12 +479,13 @@ def test_every_replay_option_shows_its_default_from_the_config_file_or_built_in(
                   '[default: [output] dir = "runs/latest" (built-in)]',
                   "[default: [data] timeframe: inferred from the data (the most frequent bar spacing)]",
                   f"[default: [state] database_url from {config} (credentials not shown)]",
-                  "[default: [output] report = true (built-in)]", "[default: on]"):
+                  "[default: [output] report = true (built-in)]", "[default: on]",
+                  "[default: [output] benchmark = \"auto\" (built-in)]"):
         assert shown in text, f"{shown!r} missing from:\n{text}"
     assert "s3cretpw" not in text
     options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+(?= )", text.split("Options")[-1]))
     options -= {"--help", "--no-report", "--no-progress"}
-    assert len(options) == 19, options
+    assert len(options) == 20, options
     assert len(re.findall(r"\[default: ", text)) == len(options) + 1  # every option, and the FILE|DIR argument
     bare = flat(cli("replay", "--help").stdout)
     assert "[default: [fill] slippage_bps = 1.0 (built-in)]" in bare
@@ -643,3 +644,18 @@ def test_halt_writes_the_sqlite_file_next_to_the_config_file_whatever_the_cwd(cl
     monkeypatch.chdir(project)  # rearm from the config's own folder hits the same database
     result = cli("rearm", "-c", "config.toml", "--account", "acct", "--reason", "checked")
     assert result.exit_code == 0 and "halted -> active" in flat(result.stdout)
+
+
+def test_benchmark_is_chosen_on_the_command_line_and_checked_before_the_replay(cli, tmp_path):
+    db = sqlite_url(tmp_path / "b.db")
+    spy = str(Path(__file__).resolve().parents[2] / "data" / "us_equity_1hour_adjusted" / "SPY.csv.gz")
+    window = ("--start", "2019-01-01T00:00:00Z", "--end", "2019-03-01T00:00:00Z")
+    bad = cli("replay", "--data", spy, *window, "--benchmark", "QQQ", "--db", db, "--out", tmp_path / "o",
+              "--no-progress")
+    assert bad.exit_code == 2 and "--benchmark 'QQQ'" in flat(bad.stderr)
+    assert not (tmp_path / "o").exists()  # refused before anything ran or was written
+    good = cli("replay", "--data", spy, *window, "--benchmark", "none", "--db", db, "--out", tmp_path / "o",
+               "--no-progress", "--no-report")
+    assert good.exit_code == 0, good.output
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["benchmark"] is None

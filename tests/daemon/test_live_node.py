@@ -125,3 +125,20 @@ class _Once:
 
     async def run(self, enqueue):
         await enqueue(self.event)
+
+
+def test_the_live_node_on_the_file_feed_trades_exactly_like_the_replay(url):
+    """DESIGN.md: live and replay differ only in what feeds events in, the clock and the broker."""
+    from alerts.sinks import MemoryAlertSink
+    from backtest.replay import run_replay
+    from state.memory import MemoryStore
+
+    cfg = _config(url)
+    series = _series()
+    session = _run(cfg, LiveConfig(account="same", speed=0, tick=0.01), series)
+    replayed = run_replay(series, cfg.run_spec(), store=MemoryStore(), alerts=MemoryAlertSink())
+    with SqlStore(StoreConfig(database_url=url), account="same") as store:
+        live_trades = [(t.symbol, t.entry_ts, t.exit_ts, t.quantity, round(t.pnl, 6)) for t in store.trades(session.session_id)]
+    assert live_trades and live_trades == [(t.symbol, t.entry_ts // 1000 * 1000, t.exit_ts // 1000 * 1000, t.quantity,
+                                            round(t.pnl, 6)) for t in replayed.trades]
+    assert session.kernel.portfolio.equity == pytest.approx(float(replayed.equity[-1]))

@@ -11,14 +11,17 @@ from typing import Any
 import pytest
 
 from backtest.data import load_data
-from core.events import Bar
+from core.events import Bar, PauseTrading
+from daemon.adapters.mqtt import mqtt_service
 from daemon.adapters.mqtt_bars import MqttBarFeed
 from daemon.adapters.mqtt_link import MqttLink
 from daemon.adapters.mqtt_producer import merged, publish_bars
+from daemon.adapters.mqtt_request import send_command
 from tests.mqtt_broker import (
+    DAEMON,
+    OPERATOR,
     PASSWORD_ENV,
     PRODUCER,
-    DAEMON,
     MosquittoBroker,
     client,
     daemon_config,
@@ -184,3 +187,44 @@ def test_retained_bar_is_not_taken_for_a_live_one(mosquitto: MosquittoBroker) ->
             await wait_until(lambda: len(got) == 1, what="the live bar")
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+class Node:
+    """The two things the MQTT service needs of the live node."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    async def enqueue(self, event: object) -> None:
+        self.events.append(event)
+
+    def status(self) -> dict[str, object]:
+        return {"events": len(self.events)}
+
+
+def test_node_service_feeds_bars_and_commands_through_one_connection(mosquitto: MosquittoBroker,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TT_OPERATOR_PW", OPERATOR[1])
+    series = january(("SPY",), days=3)
+    first, second = [(start, frame) for start, _, frame in merged(series)][:2]
+
+    async def scenario() -> None:
+        link = MqttLink(daemon_config(mosquitto, bar_timeframe="1h"))
+        node = Node()
+        service = mqtt_service(link, symbols={"SPY"}, seed={"SPY": first[0]})
+        task = asyncio.create_task(service(node))
+        try:
+            await asyncio.wait_for(link.connected.wait(), 10)
+            async with client(mosquitto, PRODUCER) as producer:
+                await producer.publish("tt/bars/SPY", first[1], qos=1)  # booked before the restart: refused
+                await producer.publish("tt/bars/SPY", second[1], qos=1)
+            operator = daemon_config(mosquitto, username=OPERATOR[0], password_env="TT_OPERATOR_PW")
+            reply = await send_command(operator, "pause", reason="lunch")
+        finally:
+            link.stop()
+            await asyncio.wait_for(task, 10)
+        assert [type(e) for e in node.events] == [Bar, PauseTrading]
+        assert node.events[0].ts_event == second[0]  # type: ignore[attr-defined]
+        assert reply["ok"] and service.feed.rejected["duplicate"] == 1  # type: ignore[attr-defined]
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))

@@ -196,6 +196,9 @@ class Outbox:
         self.sent.append((topic, payload, retain, urgent))
         return True
 
+    def set_presence(self, *, online: bytes | None = None, offline: bytes | None = None) -> None:
+        self.sent.append(("presence", online or offline or b"", True, True))
+
 
 def test_every_command_maps_to_its_core_command_once() -> None:
     queued: list[object] = []

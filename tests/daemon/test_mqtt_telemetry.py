@@ -15,7 +15,7 @@ import pytest
 
 from core.enums import Side, TradingState
 from core.events import OrderDenied, OrderFilled, TradingStateChanged
-from daemon.adapters.mqtt_link import MqttLink
+from daemon.adapters.mqtt_link import LOST, OFFLINE, ONLINE, MqttLink
 from daemon.adapters.mqtt_telemetry import MqttTelemetry
 from tests.mqtt_broker import (
     DAEMON,
@@ -65,8 +65,8 @@ def test_events_arrive_as_json_and_state_is_retained(mosquitto: MosquittoBroker)
         retained = {topic: payload for topic, payload, retain in newcomer.messages if retain}
         assert set(retained) == {f"{BASE}/state", f"{BASE}/heartbeat", f"{BASE}/status"}
         assert json.loads(retained[f"{BASE}/state"])["current"] == "reducing"
-        assert retained[f"{BASE}/status"] == b"online"
-        assert live.on(f"{BASE}/status")[-1] == b"offline"  # a clean stop says so itself
+        assert json.loads(retained[f"{BASE}/status"]) == {"state": "online"}
+        assert json.loads(live.on(f"{BASE}/status")[-1]) == {"state": "offline", "reason": "stopped"}
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
 
@@ -89,7 +89,7 @@ def test_outbox_holds_the_newest_while_disconnected_and_flushes_in_order(mosquit
 DAEMON_SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from daemon.adapters.mqtt_config import MqttConfig
-    from daemon.adapters.mqtt_link import MqttLink
+    from daemon.adapters.mqtt_link import LOST, OFFLINE, ONLINE, MqttLink
 
     async def main():
         link = MqttLink(MqttConfig.model_validate_json(sys.argv[1]))
@@ -115,12 +115,12 @@ def test_last_will_says_offline_when_the_daemon_dies_without_disconnecting(mosqu
                 pass  # log lines come first (structlog prints to stdout)
             async with Collector(mosquitto, f"{BASE}/status") as watcher:
                 await watcher.wait_for(f"{BASE}/status")
-                assert watcher.messages == [(f"{BASE}/status", b"online", True)]
+                assert watcher.messages == [(f"{BASE}/status", ONLINE, True)]
                 os.kill(process.pid, signal.SIGKILL)  # no DISCONNECT packet: the broker fires the will
                 await watcher.wait_for(f"{BASE}/status", 2)
-            assert watcher.on(f"{BASE}/status")[-1] == b"offline"
+            assert json.loads(watcher.on(f"{BASE}/status")[-1]) == {"state": "offline", "reason": "connection lost"}
             async with Collector(mosquitto, f"{BASE}/status") as later:  # and it stays: retained
-                assert (await later.wait_for(f"{BASE}/status")) == [b"offline"]
+                assert (await later.wait_for(f"{BASE}/status")) == [LOST]
         finally:
             if process.returncode is None:
                 process.kill()
@@ -138,6 +138,51 @@ def test_cancelled_link_still_says_offline(mosquitto: MosquittoBroker) -> None:
             await watcher.wait_for(f"{BASE}/status")
             task.cancel()  # a TaskGroup tearing down: aiomqtt disconnects cleanly, so no will
             await asyncio.gather(task, return_exceptions=True)
-            await wait_until(lambda: watcher.on(f"{BASE}/status")[-1] == b"offline", what="offline")
+            await wait_until(lambda: watcher.on(f"{BASE}/status")[-1] == OFFLINE, what="offline")
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_node_presence_is_announced_on_every_connect_and_its_stop_reason_kept(tmp_path: Path) -> None:
+    broker = MosquittoBroker(tmp_path / "volatile", persistence=False)  # a restart forgets retained messages
+    broker.start()
+
+    async def scenario() -> None:
+        link = MqttLink(daemon_config(broker))
+        telemetry = MqttTelemetry(link.config, link)
+        telemetry.publish("status", {"state": "online", "mode": "paper", "account": "paper"}, retain=True)
+        async with running(link):
+            await asyncio.to_thread(broker.restart)
+            await wait_until(lambda: link.connects == 2, what="the reconnect")
+            async with Collector(broker, f"{BASE}/status") as watcher:
+                again = json.loads((await watcher.wait_for(f"{BASE}/status"))[0])
+                telemetry.publish("heartbeat", {"uptime_s": 1.0})
+                telemetry.publish("nonsense", {"x": 1})  # no such topic: counted, never raised
+                telemetry.publish("status", {"state": "offline", "reason": "received SIGTERM"}, retain=True)
+                link.stop()
+                await watcher.wait_for(f"{BASE}/status", 2)
+        assert again == {"state": "online", "mode": "paper", "account": "paper"}
+        assert json.loads(watcher.on(f"{BASE}/status")[-1]) == {"state": "offline", "reason": "received SIGTERM"}
+        assert telemetry.unknown == 1 and telemetry.sent["heartbeat"] == 1
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        broker.stop()
+
+
+def test_stop_sends_everything_queued_before_saying_offline(mosquitto: MosquittoBroker) -> None:
+    async def scenario() -> None:
+        async with Collector(mosquitto, f"{BASE}/#") as live:
+            for burst in (1, 1, 1, 1, 1, 50):  # one message right before stop is the tight case
+                link = MqttLink(daemon_config(mosquitto))
+                telemetry = MqttTelemetry(link.config, link)
+                async with running(link):
+                    for n in range(burst):
+                        telemetry.on_event(fill(n))
+                assert link.published == burst and link.outbox_depth == 0
+            await live.wait_for(f"{BASE}/status", 12)
+        topics = [topic for topic, _, _ in live.messages]
+        assert topics.count(f"{BASE}/fills") == 55 and topics[-1] == f"{BASE}/status"
 
     asyncio.run(asyncio.wait_for(scenario(), 30))

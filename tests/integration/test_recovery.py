@@ -114,3 +114,39 @@ def test_halted_and_peak_equity_survive_a_restart(two_symbols, url):
     submitted = [d for d in second.decisions("s2") if d.outcome == "submitted"]
     assert all("halt" in d.client_order_id for d in submitted)  # nothing but the kill switch traded
     second.close()
+
+
+def test_the_online_learner_comes_back_after_a_restart(two_symbols, tmp_path):
+    from learning.pipeline import SignalConfig
+
+    spec = RunSpec(strategy="online_ml", params=STRATEGY_PARAMS["online_ml"],
+                   signals=SignalConfig(learner={"min_samples": 50}))
+    url = f"sqlite:///{tmp_path / 'ml.db'}"
+    bars = list(merge_bars(two_symbols))[:1500]
+
+    def kernel(store, restored=None):
+        venue = paper_venue(spec, id_prefix="p" if restored is None else "p2")
+        return build_kernel(spec, clock=Clock(bars[0].ts_event), broker=venue, venue=venue, store=store,
+                            alerts=MemoryAlertSink(), restored=restored)
+
+    store = SqlStore(StoreConfig(database_url=url), account="ml")
+    store.start_run("ml-1", "live", spec.strategy, spec.params, spec.spec_hash(), "", 0)
+    first = kernel(store)
+    for bar in bars:
+        first.engine.handle(bar)
+    first.engine.finish()
+    saved = first.signals.learner_states()
+    store.close()
+    assert set(saved) == {"SPY", "AAPL"}
+
+    store = SqlStore(StoreConfig(database_url=url), account="ml")
+    restored = load_restored(store, "ml")
+    assert restored.learner_state == saved
+    resumed = kernel(store, restored)
+    probe = first.signals.features("SPY")
+    assert probe is not None
+    for symbol in ("SPY", "AAPL"):  # the learned model, exactly: same samples, same predictions
+        before, after = first.signals._symbols[symbol].learner, resumed.signals._symbols[symbol].learner
+        assert after.samples_learned == before.samples_learned > 0
+        assert after.predict(probe) == before.predict(probe)
+    store.close()
