@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, HelpGroup, with_defaults
 from daemon import live_cli  # typer and rich only at import time
+from daemon.mqtt_cli import mqtt_app  # typer and rich only at import time
 from daemon.runs import runs_app  # imports typer and rich only; its commands import the rest
 
 if TYPE_CHECKING:
@@ -462,6 +463,12 @@ def _send(config: Path | None, account: str, verb: str, reason: str, db: str | N
     try:
         cfg = load_config(_config_path(config), {"state.database_url": db} if db else None,
                           options={"state.database_url": "--db"})
+        # a running daemon of this account takes the command on its queue (the one path)
+        reply = live_cli.ask_daemon(cfg.model_copy(update={"live": cfg.live.model_copy(update={"account": account})}),
+                                    verb, reason)
+        if reply is not None:
+            live_cli._reply(verb, reply)
+            return
         store = SqlStore(cfg.state, account=account)
         try:
             before, change = apply_offline(store, account, command, cfg.risk)
@@ -479,6 +486,7 @@ def _send(config: Path | None, account: str, verb: str, reason: str, db: str | N
 
 
 app.add_typer(runs_app, name="runs")
+app.add_typer(mqtt_app, name="mqtt")
 live_cli.register(app)
 
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backtest.fill_model import FillConfig
 from backtest.spec import ReplayConfig, RunSpec
+from daemon.adapters.mqtt_config import MqttConfig
 from daemon.live.config import LiveConfig
 from core.time import parse_timeframe
 from learning.pipeline import SignalConfig
@@ -120,6 +121,7 @@ class AppConfig(_Section):
     logging: LoggingSection = LoggingSection()
     output: OutputSection = OutputSection()
     live: LiveConfig = LiveConfig()
+    mqtt: MqttConfig | None = Field(None, description="[mqtt]: bars in, telemetry out, control (absent: off)")
     base_dir: Path = Field(Path("."), exclude=True, description="folder of the config file (for relative paths)")
     origin: str = Field("built-in defaults", exclude=True, description="the file read, or 'built-in defaults'")
     options: dict[str, str] = Field(default_factory=dict, exclude=True,

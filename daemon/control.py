@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from core.clock import Clock
 from core.enums import TradingState
-from core.events import HaltTrading, RearmTrading, TradingStateChanged
+from core.engine import PAUSE_CAUSE
+from core.events import HaltTrading, PauseTrading, RearmTrading, ResumeTrading, TradingStateChanged
 from risk.config import RiskConfig
 from risk.engine import RiskEngine
 from state.recovery import load_restored
@@ -22,7 +23,10 @@ class UnknownAccountError(LookupError):
     """The state database holds nothing about the account named."""
 
 
-def apply_offline(store: SqlStore, account: str, command: HaltTrading | RearmTrading,
+Command = HaltTrading | RearmTrading | PauseTrading | ResumeTrading
+
+
+def apply_offline(store: SqlStore, account: str, command: Command,
                   risk_config: RiskConfig) -> tuple[TradingState, TradingStateChanged | None]:
     """Apply ``command`` to ``account``'s persisted trading state.
 
@@ -41,13 +45,21 @@ def apply_offline(store: SqlStore, account: str, command: HaltTrading | RearmTra
         If the database cannot be read or written.
     """
     restored = load_restored(store, account, starting_cash=0.0)
-    if restored is None and isinstance(command, RearmTrading):
+    if restored is None and isinstance(command, (RearmTrading, ResumeTrading)):
         raise UnknownAccountError(f"account {account!r} has no persisted state in this database; "
-                                  "nothing to re-arm (check --account and --db)")
+                                  f"nothing to {'re-arm' if isinstance(command, RearmTrading) else 'resume'} "
+                                  "(check --account and --db)")
     ts = command.ts_init
     risk = RiskEngine(risk_config, Clock(ts), restored=restored.risk if restored is not None else None)
     before = risk.state
-    change = risk.halt(command.reason, ts) if isinstance(command, HaltTrading) else risk.rearm(command.reason, ts)
+    if isinstance(command, HaltTrading):
+        change = risk.halt(command.reason, ts)
+    elif isinstance(command, RearmTrading):
+        change = risk.rearm(command.reason, ts)
+    elif isinstance(command, PauseTrading):  # the Engine's rule (core.engine.Engine._on_pause)
+        change = risk.add_cause(PAUSE_CAUSE, f"paused by operator: {command.reason}", ts)
+    else:
+        change = risk.clear_cause(PAUSE_CAUSE, command.reason or "resumed", ts)
     if change is not None:
         store.save_trading_state(change)
         store.save_risk_state(risk.snapshot(ts))

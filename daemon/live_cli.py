@@ -69,6 +69,9 @@ def run(
     except (ConfigError, DataError, StoreError, RecoveryError) as exc:
         _fail(str(exc))
         return
+    if cfg.live.feed == "mqtt" or cfg.mqtt is not None:
+        _attach_mqtt(cfg, session)
+    _attach_operations(cfg, session, extra["notifier"])
     console.print(f"tradingd run: {cfg.live.mode} account [bold]{cfg.live.account}[/], feed {cfg.live.feed}, "
                   f"session {session.session_id}; recovery: {describe(session)}", highlight=False, soft_wrap=True)
     try:
@@ -78,6 +81,85 @@ def run(
     node = session.node
     console.print(f"stopped ({node.stop_reason}): {node.handled:,} events, trading state "
                   f"{node.engine.risk.state.value}, equity {session.kernel.portfolio.equity:,.2f} USD", highlight=False)
+
+
+def mqtt_settings(cfg: Any) -> Any:
+    """The ``[mqtt]`` settings for the daemon's account (its topics are named after ``[live] account``)."""
+    from daemon.adapters.mqtt_config import MqttConfig
+
+    base = cfg.mqtt if cfg.mqtt is not None else MqttConfig()
+    return base.model_copy(update={"account": cfg.live.account})
+
+
+def _attach_mqtt(cfg: Any, session: Any) -> None:
+    """One MQTT link for the session: bars in (``--feed mqtt``), control and telemetry."""
+    import time
+
+    from daemon.adapters.mqtt_bars import MqttBarFeed
+    from daemon.adapters.mqtt_control import MqttControl
+    from daemon.adapters.mqtt_link import MqttLink
+    from daemon.adapters.mqtt_telemetry import MqttTelemetry
+
+    settings = mqtt_settings(cfg)
+    link = MqttLink(settings)
+    node = session.node
+    node.telemetry = MqttTelemetry(settings, link)
+    seed = dict(node.engine.last_bar_ts)
+
+    async def service(live_node: Any) -> None:
+        if cfg.live.feed == "mqtt":
+            # the producer-clock check is against the wall clock, also when the node's clock follows
+            # historical bars (clock = "bars"); commands are stamped on the node's clock
+            feed = MqttBarFeed(settings, live_node.enqueue, now_ns=time.time_ns)
+            if seed:
+                feed.seed(seed)
+            link.subscribe(settings.topics.bars, feed.on_message)
+        control = MqttControl(settings, live_node.enqueue, live_node.status, link, now_ns=live_node.time.now)
+        link.subscribe(settings.topics.cmd, control.on_message)
+        await link.run()
+
+    node.services.append(service)
+    node.on_stop.append(link.stop)
+
+
+def _attach_operations(cfg: Any, session: Any, notifier: Any) -> None:
+    """Health checks (heartbeat), the scheduler (end-of-day summary, equity snapshots) and the
+    systemd watchdog, as services of the node; their events are handled by the node itself."""
+    import time
+
+    from daemon.health import HealthConfig, HealthMonitor, LoopLagProbe
+    from daemon.scheduler import DaemonScheduler, EndOfDay, EquitySnapshot, HealthTick, SchedulerConfig
+    from daemon.systemd import Watchdog
+
+    node = session.node
+    url = cfg.state.database_url
+    state_dir = Path(url.split("///", 1)[1]).parent if url.startswith("sqlite:///") else Path.cwd()
+    probe = LoopLagProbe()
+    monitor = HealthMonitor(HealthConfig(), state_dir=state_dir, alerts=node.alerts, queue_depth=node.queue.qsize,
+                            queue_capacity=node.queue.maxsize, last_bars=lambda: dict(node.engine.last_bar_ts),
+                            lag_probe=probe, now_ns=time.time_ns)
+    scheduler = DaemonScheduler(SchedulerConfig(), enqueue=node.enqueue, status=node.status,
+                                health_check=monitor.check)
+    watchdog = Watchdog(notifier.inner)
+    notifier.kick = watchdog.kick
+
+    def on_health(tick: HealthTick) -> None:
+        node.last_heartbeat = tick.ts_init
+        node.telemetry_publish("heartbeat", {**tick.report, "status": node.status()}, retain=True)
+
+    def on_equity(snapshot: EquitySnapshot) -> None:
+        node.telemetry_publish("equity", {"cash": snapshot.cash, "equity": snapshot.equity,
+                                          "account": snapshot.account})
+
+    def on_close(eod: EndOfDay) -> None:
+        status = node.status()
+        node.alerts.alert("info", f"daily summary {eod.session_date}",
+                          f"equity {status['equity']:,.2f} USD, cash {status['cash']:,.2f} USD, "
+                          f"{len(status['positions'])} positions, trading state {status['trading_state']}",
+                          notify=True, account=node.account)
+
+    node.node_handlers.update({HealthTick: on_health, EquitySnapshot: on_equity, EndOfDay: on_close})
+    node.services += [lambda _n: probe.run(), lambda _n: scheduler.run(), lambda _n: watchdog.run()]
 
 
 def _live_parts(cfg: Any) -> dict[str, Any]:
@@ -99,12 +181,15 @@ class _NotifierAdapter:
 
     def __init__(self, notifier: Any) -> None:
         self._n = notifier
+        self.inner = notifier
+        self.kick: Any = None  # the systemd Watchdog's kick, once attached
 
     def ready(self, status: str = "") -> None:
         self._n.ready(status)
 
     def watchdog(self) -> None:
-        self._n.watchdog()
+        if self.kick is not None:
+            self.kick()
 
     def stopping(self, status: str = "") -> None:
         self._n.stopping(status)
@@ -133,10 +218,18 @@ def status(
 
     try:
         cfg = _load(config, {"live.account": account, "state.database_url": db})
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    reply = ask_daemon(cfg, "status")
+    if reply is not None and reply.get("ok"):
+        console.print_json(json.dumps({"source": "running daemon (MQTT)", **reply.get("result", {})}, default=str))
+        return
+    try:
         name = cfg.live.account
         with SqlStore(cfg.state, account=name) as store:
             restored = load_restored(store, name, starting_cash=cfg.replay.starting_cash)
-    except (ConfigError, StoreError, RecoveryError) as exc:
+    except (StoreError, RecoveryError) as exc:
         _fail(str(exc))
         return
     if restored is None:
@@ -146,7 +239,7 @@ def status(
 
     risk = restored.risk
     report = {
-        "account": name, "source": f"state database {mask_url(cfg.state.database_url)} (no daemon queried)",
+        "account": name, "source": f"state database {mask_url(cfg.state.database_url)} (no daemon answered)",
         "trading_state": risk.state.value, "reason": risk.reason, "causes": risk.causes,
         "peak_equity": risk.peak_equity, "loss_streak": risk.loss_streak, "cash": restored.cash,
         "positions": {p.symbol: {"quantity": p.quantity, "avg_price": p.avg_price, "mark": p.mark}
@@ -203,11 +296,118 @@ def parity(
     raise typer.Exit(1)
 
 
+OPERATOR_PASSWORD_ENV = "TRADINGD_MQTT_OPERATOR_PASSWORD"
+
+
+def ask_daemon(cfg: Any, command: str, reason: str = "", *, operator: str = "operator",
+               timeout_s: float = 3.0) -> dict[str, Any] | None:
+    """Send ``command`` to the running daemon of ``[live] account`` over MQTT and return its reply,
+    or None when no daemon answers (or ``[mqtt]`` is not configured). The operator account's
+    password comes from ``TRADINGD_MQTT_OPERATOR_PASSWORD``."""
+    if cfg.mqtt is None:
+        return None
+    import asyncio
+
+    from daemon.adapters.mqtt_config import MqttConfigError
+    from daemon.adapters.mqtt_request import send_command
+
+    settings = mqtt_settings(cfg).model_copy(update={"username": operator, "password_env": OPERATOR_PASSWORD_ENV,
+                                                     "client_id": None})
+    try:
+        return asyncio.run(send_command(settings, command, reason=reason, timeout_s=timeout_s))
+    except TimeoutError:
+        return None
+    except MqttConfigError as exc:
+        err.print(f"[yellow]note:[/] cannot ask a running daemon ({escape(str(exc))}); using the state database",
+                  highlight=False, soft_wrap=True)
+        return None
+    except Exception as exc:  # broker down or credentials refused: no daemon reachable
+        err.print(f"[yellow]note:[/] no daemon reachable over MQTT ({type(exc).__name__}: {escape(str(exc))})",
+                  highlight=False, soft_wrap=True)
+        return None
+
+
+def _reply(verb: str, reply: dict[str, Any]) -> None:
+    import json
+
+    if not reply.get("ok", False):
+        _fail(f"the daemon refused {verb}: {reply.get('error', reply)}")
+    console.print(f"daemon: {verb} done")
+    console.print_json(json.dumps(reply.get("result", {}), default=str))
+
+
+def _operator_command(verb: str, config: Path | None, account: str | None, reason: str, db: str | None,
+                      operator: str) -> None:
+    """pause / resume / flatten: to the running daemon; pause and resume also work on the stored
+    state when no daemon runs (flatten needs a broker, so it needs the daemon)."""
+    import time
+
+    from core.events import PauseTrading, ResumeTrading
+    from daemon.config import ConfigError
+    from daemon.control import UnknownAccountError, apply_offline
+    from state import mask_url
+    from state.db import StoreError
+    from state.recovery import RecoveryError
+    from state.store import SqlStore
+
+    try:
+        cfg = _load(config, {"live.account": account, "state.database_url": db})
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    reply = ask_daemon(cfg, verb, reason, operator=operator)
+    if reply is not None:
+        _reply(verb, reply)
+        return
+    if verb == "flatten":
+        _fail(f"no running daemon answered for account {cfg.live.account!r}: flatten needs the daemon (it trades "
+              "through the broker); start `tradingd run` or check [mqtt] and TRADINGD_MQTT_OPERATOR_PASSWORD")
+        return
+    ts = time.time_ns()
+    command = (PauseTrading(reason=reason, ts_event=ts, ts_init=ts) if verb == "pause"
+               else ResumeTrading(reason=reason, ts_event=ts, ts_init=ts))
+    try:
+        with SqlStore(cfg.state, account=cfg.live.account) as store:
+            before, change = apply_offline(store, cfg.live.account, command, cfg.risk)
+    except (StoreError, UnknownAccountError, RecoveryError) as exc:
+        _fail(str(exc))
+        return
+    where = mask_url(cfg.state.database_url)
+    if change is None:
+        console.print(f"account {cfg.live.account}: {verb} changed nothing (state {before.value}); {where}")
+    else:
+        console.print(f"account {cfg.live.account}: {change.previous.value} -> {change.current.value} ({reason}); "
+                      f"no daemon running: written to {where}")
+
+
+def _command(verb: str, doc: str) -> Any:
+    def command(
+        reason: Annotated[str, typer.Option(metavar="TEXT", help="Why (recorded).")] = f"operator {verb}",
+        account: Annotated[Optional[str], typer.Option(metavar="NAME", show_default=False,
+                                                       help="Account (default [live] account).")] = None,
+        config: Annotated[Optional[Path], typer.Option("--config", "-c", metavar="FILE", show_default=False,
+                                                       help="TOML configuration.")] = None,
+        db: Annotated[Optional[str], typer.Option("--db", metavar="URL", show_default=False,
+                                                  help="State database URL (when no daemon runs).")] = None,
+        operator: Annotated[str, typer.Option(metavar="USER", help="MQTT operator account (password in "
+                                                                    "TRADINGD_MQTT_OPERATOR_PASSWORD).")] = "operator",
+    ) -> None:
+        _operator_command(verb, config, account, reason, db, operator)
+
+    command.__doc__ = doc
+    command.__name__ = verb
+    return command
+
+
 def register(app: typer.Typer) -> None:
     """Add the live commands to ``app``."""
-    app.command()(run)
-    app.command()(status)
-    app.command()(parity)
+    for command in (run, status, parity):  # one paragraph each: rich wraps it to the terminal
+        app.command(help=" ".join((command.__doc__ or "").split()))(command)
+    app.command("pause")(_command("pause", "Stop opening positions (exits still go through) until `resume`: on the "
+                                           "running daemon over MQTT, else on the stored state."))
+    app.command("resume")(_command("resume", "End a pause (other breakers and HALTED are unaffected)."))
+    app.command("flatten")(_command("flatten", "Close every position of the running daemon's account with market "
+                                               "orders (the trading state is unchanged)."))
 
 
 __all__ = ["parity", "register", "run", "status"]

@@ -132,6 +132,10 @@ class LiveNode:
         self.last_heartbeat: int | None = None
         self.stop_reason = ""
         self.on_handled: list[Callable[[Any, int], None]] = []  # (event, wall ns when enqueued) hooks
+        self.on_stop: list[Callable[[], None]] = []  # after the final flush: let services finish (MQTT outbox)
+        # node-level events (health ticks, equity snapshots, end of day): handled here, not by the
+        # engine, and not journaled (they change nothing the engine decides on)
+        self.node_handlers: dict[type, Callable[[Any], None]] = {}
         self._stopping = asyncio.Event()
         self._intake: list[asyncio.Task[None]] = []
         self._last_backpressure_alert = 0
@@ -183,25 +187,34 @@ class LiveNode:
         self.telemetry.publish("status", {"state": "online", "mode": self.mode, "account": self.account},
                                retain=True)
         self.notifier.ready(f"{self.mode} {self.account}: {self.engine.risk.state.value}")
+        shut = False
         try:
             async with asyncio.TaskGroup() as group:
                 pump = group.create_task(self._pump())
-                self._intake = [group.create_task(self._run_feed(feed)) for feed in self.feeds]
-                self._intake.append(group.create_task(self._ticker()))
-                self._intake += [group.create_task(self._run_service(service)) for service in self.services]
+                feeds = [group.create_task(self._run_feed(feed)) for feed in self.feeds]
+                services = [group.create_task(self._run_service(service)) for service in self.services]
+                self._intake = feeds + [group.create_task(self._ticker())]
                 if stop_when_feeds_end:
-                    group.create_task(self._stop_after_feeds())
+                    group.create_task(self._stop_after_feeds(feeds))
                 await pump
                 for task in self._intake:
                     task.cancel()
+                self._shutdown()
+                shut = True
+                for hook in self.on_stop:  # e.g. the MQTT link sends its outbox, then "offline"
+                    hook()
+                if services:
+                    done, pending = await asyncio.wait(services, timeout=5.0)
+                    for task in pending:
+                        task.cancel()
         finally:
             if install_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
-            self._shutdown()
+            if not shut:
+                self._shutdown()
 
-    async def _stop_after_feeds(self) -> None:
-        feeds = [t for t in self._intake[:len(self.feeds)]]
+    async def _stop_after_feeds(self, feeds: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*feeds, return_exceptions=True)
         self.stop("feeds finished")
 
@@ -226,6 +239,7 @@ class LiveNode:
         """Fire due timers and check staleness even when no event arrives."""
         while True:
             await asyncio.sleep(self.tick_s)
+            self.notifier.watchdog()  # the loop is alive (a stuck engine blocks this loop too)
             now = self.time.now()
             due = self.engine.clock.next_timer()
             if due is not None and due <= now:
@@ -243,6 +257,13 @@ class LiveNode:
             if item is _STOP:
                 return
             event, enqueued = item
+            own = self.node_handlers.get(type(event))
+            if own is not None:
+                try:
+                    own(event)
+                except Exception as exc:
+                    self.alerts.alert("error", f"{type(event).__name__} handler failed", f"{type(exc).__name__}: {exc}")
+                continue
             if journal is not None:
                 journal.append(event)
             if type(event) is Bar:
