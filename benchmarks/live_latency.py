@@ -2,8 +2,8 @@
 receiving it), journaled, handled by the Engine (strategy, risk, paper order) and persisted.
 
 Prints p50/p99/max of enqueue -> handled latency at a steady rate (default 100 bars/s) and for a
-burst (default 10,000 bars at once), and whether every bar was handled. With ``--mqtt`` the bars
-travel through a real local Mosquitto first (see ``daemon/adapters/mqtt_bench.py``).
+burst (default 10,000 bars at once), and whether every bar was handled. The MQTT leg before the
+queue is measured by ``benchmarks/mqtt_ingest.py``.
 
     .venv/bin/python benchmarks/live_latency.py [--rate 100] [--seconds 10] [--burst 10000]
 """

@@ -18,7 +18,7 @@ from backtest.sources import BarSeries
 from core.clock import Clock
 from core.ports import AlertSink
 from core.recovery import RestoredState
-from core.time import to_nanos
+from core.time import parse_timeframe, to_nanos
 from daemon.config import AppConfig
 from daemon.live.config import LiveConfig
 from daemon.live.file_feed import PacedFileFeed
@@ -103,14 +103,26 @@ def open_session(cfg: AppConfig, live: LiveConfig, *, series: list[BarSeries] | 
         timeframe = series[0].timeframe_ns if series else 60_000_000_000
         if live.feed == "file" and series:
             all_feeds.insert(0, PacedFileFeed(series, time_source, skip_until=_last_release(restored, series)))
+        aggregator = None
+        if live.timeframe is not None and live.feed != "file":  # files are aggregated when loaded
+            from backtest.aggregator import BarAggregator
+
+            timeframe = parse_timeframe(live.timeframe)
+            aggregator = BarAggregator(timeframe, source_ns=_feed_timeframe(cfg))
         watchdog = StalenessWatchdog(timeframe, live.stale_periods) if live.stale_periods else None
         node = LiveNode(kernel, time=time_source, store=store, alerts=sink, journal=journal, feeds=all_feeds,
                         services=services or [], telemetry=telemetry, notifier=notifier, watchdog=watchdog,
-                        queue_size=live.queue_size, tick_s=live.tick, account=live.account, mode=live.mode)
+                        queue_size=live.queue_size, tick_s=live.tick, account=live.account, mode=live.mode,
+                        aggregator=aggregator)
     except BaseException:
         store.close()
         raise
     return LiveSession(session_id, node, kernel, store, restored, memory)
+
+
+def _feed_timeframe(cfg: AppConfig) -> int:
+    """Bar length of the MQTT feed (``[mqtt] bar_timeframe``, 1 min by default), ns."""
+    return parse_timeframe(cfg.mqtt.bar_timeframe) if cfg.mqtt is not None else 60_000_000_000
 
 
 def _time_source(live: LiveConfig, series: list[BarSeries] | None, resume_after: int | None) -> TimeSource:

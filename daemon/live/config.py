@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.time import parse_timeframe
 
 
 class LiveConfig(BaseModel):
@@ -31,6 +33,9 @@ class LiveConfig(BaseModel):
         Wall seconds between clock ticks (timers fire without bars).
     stale_periods
         Bar periods of open market without a bar before a symbol is stale (REDUCING); 0 = off.
+    timeframe
+        The strategy's bar length when it is longer than the feed's (MQTT feeds deliver 1-minute
+        bars): the live node builds it with the aggregator replay uses. None = the feed's bars.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -43,6 +48,14 @@ class LiveConfig(BaseModel):
     queue_size: int = Field(10_000, ge=1)
     tick: float = Field(1.0, gt=0.0, le=60.0, allow_inf_nan=False)
     stale_periods: int = Field(5, ge=0)
+    timeframe: str | None = None
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_timeframe(value)
+        return value
 
 
 __all__ = ["LiveConfig"]

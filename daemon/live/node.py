@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from backtest.aggregator import BarAggregator
 from backtest.kernel import Kernel
 from core.enums import TradingState
 from core.events import (Bar, ClockTick, OrderCanceled, OrderDenied, OrderExpired, OrderFilled, OrderRejected,
@@ -74,6 +75,15 @@ class _NullNotifier:
 
 
 _STOP = object()
+
+
+class _CloseBuckets:
+    """Ticker -> pump: close the aggregator's buckets that ended at or before ``ts`` (epoch ns)."""
+
+    __slots__ = ("ts",)
+
+    def __init__(self, ts: int) -> None:
+        self.ts = ts
 Service = Callable[["LiveNode"], Awaitable[None]]
 
 
@@ -98,6 +108,11 @@ class LiveNode:
         MQTT telemetry and systemd notification (no-ops by default).
     watchdog
         The staleness watchdog (None: off).
+    aggregator
+        Builds the strategy's bars from the feed's (e.g. 1-minute bars into 1 h), the same
+        :class:`backtest.aggregator.BarAggregator` replay uses; the engine and the journal see the
+        aggregated bars. ``aggregation_grace_ns``: a bucket is closed this long after its end when
+        no later bar arrived (minute bars arrive a few seconds late).
     queue_size
         Bound of the event queue.
     tick_s
@@ -110,7 +125,8 @@ class LiveNode:
                  journal: JournalWriter | None = None, feeds: Sequence[Feed] = (), services: Sequence[Service] = (),
                  telemetry: Telemetry | None = None, notifier: Notifier | None = None,
                  watchdog: StalenessWatchdog | None = None, queue_size: int = 10_000, tick_s: float = 1.0,
-                 account: str = "default", mode: str = "paper") -> None:
+                 account: str = "default", mode: str = "paper", aggregator: BarAggregator | None = None,
+                 aggregation_grace_ns: int = 5_000_000_000) -> None:
         self.kernel = kernel
         self.engine = kernel.engine
         self.time = time
@@ -122,6 +138,8 @@ class LiveNode:
         self.telemetry: Telemetry = telemetry if telemetry is not None else _NullTelemetry()
         self.notifier: Notifier = notifier if notifier is not None else _NullNotifier()
         self.watchdog = watchdog
+        self.aggregator = aggregator  # feed bars (1 min) -> the strategy's bars, as replay builds them
+        self.aggregation_grace_ns = aggregation_grace_ns
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         self.tick_s = tick_s
         self.account, self.mode = account, mode
@@ -247,11 +265,15 @@ class LiveNode:
             if self.watchdog is not None:
                 for stale in self.watchdog.check(now):
                     await self.enqueue(stale)
+            if self.aggregator is not None:
+                due_bucket = self.aggregator.next_due()
+                if due_bucket is not None and due_bucket + self.aggregation_grace_ns <= now:
+                    await self.enqueue(_CloseBuckets(now - self.aggregation_grace_ns))
 
     async def _pump(self) -> None:
         """The only caller of ``Engine.handle``: take events in order, journal, handle."""
         queue, engine, journal = self.queue, self.engine, self.journal
-        watchdog, notifier, hooks = self.watchdog, self.notifier, self.on_handled
+        notifier, hooks = self.notifier, self.on_handled
         while True:
             item = await queue.get()
             if item is _STOP:
@@ -264,19 +286,20 @@ class LiveNode:
                 except Exception as exc:
                     self.alerts.alert("error", f"{type(event).__name__} handler failed", f"{type(exc).__name__}: {exc}")
                 continue
-            if journal is not None:
-                journal.append(event)
+            aggregator = self.aggregator
             if type(event) is Bar:
-                self.time.observe_bar(event.ts_init)
-                accepted = engine.dropped_bars
-                engine.handle(event)
-                if watchdog is not None and engine.dropped_bars == accepted:
-                    resumed = watchdog.on_bar(event)
-                    if resumed is not None:
-                        if journal is not None:
-                            journal.append(resumed)
-                        engine.handle(resumed)
+                if aggregator is None:
+                    self._handle_bar(event)
+                else:
+                    for bar in aggregator.on_bar(event):
+                        self._handle_bar(bar)
+            elif isinstance(event, _CloseBuckets):
+                if aggregator is not None:
+                    for bar in aggregator.on_time(event.ts):
+                        self._handle_bar(bar)
             else:
+                if journal is not None:
+                    journal.append(event)
                 engine.handle(event)
             self.handled += 1
             notifier.watchdog()
@@ -284,6 +307,21 @@ class LiveNode:
                 hook(event, enqueued)
             if queue.empty():
                 self.store.flush()  # batch writes while busy, persist as soon as idle
+
+    def _handle_bar(self, bar: Bar) -> None:
+        """Journal and handle one bar of the strategy's timeframe; feed the staleness watchdog."""
+        engine, journal, watchdog = self.engine, self.journal, self.watchdog
+        if journal is not None:
+            journal.append(bar)
+        self.time.observe_bar(bar.ts_init)
+        dropped = engine.dropped_bars
+        engine.handle(bar)
+        if watchdog is not None and engine.dropped_bars == dropped:
+            resumed = watchdog.on_bar(bar)
+            if resumed is not None:
+                if journal is not None:
+                    journal.append(resumed)
+                engine.handle(resumed)
 
     def _shutdown(self) -> None:
         self.notifier.stopping(self.stop_reason or "stopping")
