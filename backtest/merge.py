@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from functools import partial
-from itertools import repeat
+from itertools import chain, repeat
 
 import numpy as np
 
@@ -85,10 +85,12 @@ def merge_bars(series: Sequence[BarSeries], chunk_size: int = 65536) -> Iterator
     for one in live:
         if len(one) > 1 and not (np.diff(one.ts_event) > 0).all():
             raise ValueError(f"{one.symbol} ({one.source or 'in memory'}): ts_event is not strictly increasing")
-    return _merge(live, chunk_size)
+    # the windows' C iterators chained in C: no Python generator frame is resumed per bar
+    return chain.from_iterable(_merge(live, chunk_size))
 
 
-def _merge(live: list[BarSeries], chunk_size: int) -> Iterator[Bar]:
+def _merge(live: list[BarSeries], chunk_size: int) -> Iterator[Iterator[Bar]]:
+    """Yield one iterator of bars per time window, in order."""
     per_series = max(1, chunk_size // max(1, len(live)))
     start = [0] * len(live)
     # each bar's own release time: start + timeframe, or earlier for aggregated bars cut by a
@@ -108,11 +110,11 @@ def _merge(live: list[BarSeries], chunk_size: int) -> Iterator[Bar]:
             if stop > start[k]:
                 pieces.append((k, start[k], stop))
                 start[k] = stop
-        yield from _window(live, release, pieces)
+        yield _window(live, release, pieces)
     for k in active:  # one series left: no ordering work, just convert it chunk by chunk
         one = live[k]
         for low in range(start[k], len(one), chunk_size):
-            yield from _window(live, release, [(k, low, min(low + chunk_size, len(one)))])
+            yield _window(live, release, [(k, low, min(low + chunk_size, len(one)))])
 
 
 def _window(live: list[BarSeries], release: list[np.ndarray],

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import islice
+from typing import Any, cast
 
 import numpy as np
 
@@ -31,30 +32,87 @@ ProgressCallback = Callable[[int], None]
 """Called with the number of bars processed so far, every ``progress_every`` bars."""
 
 
+def _view(column: np.ndarray) -> Any:
+    return memoryview(cast(Any, column))
+
+
 class EquityCurve:
     """Collects one point per bar timestamp (bars of several symbols sharing a timestamp collapse
-    into the last one). Arrays: ts ns UTC; cash, equity, gross exposure USD."""
+    into the last one). Columns: ts ns UTC; cash, equity, gross exposure USD.
 
-    __slots__ = ("ts", "cash", "equity", "gross", "_last")
+    The columns are numpy arrays of 8 bytes a value written in place (through memoryviews,
+    faster than list appends), not lists of Python objects (32-36 bytes a value). Given the
+    number of bars up front (``capacity``) they are allocated once, so a long run never copies or
+    fragments them; beyond it they double.
 
-    def __init__(self) -> None:
-        self.ts: list[int] = []
-        self.cash: list[float] = []
-        self.equity: list[float] = []
-        self.gross: list[float] = []
+    Parameters
+    ----------
+    capacity
+        Points to allocate room for (at most one per bar); more are accepted.
+    """
+
+    __slots__ = ("_columns", "_ts", "_cash", "_equity", "_gross", "_n", "_capacity", "_last")
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._n = 0
         self._last = -1
+        self._columns: tuple[np.ndarray, ...] = ()
+        self._allocate(max(1, capacity))
+
+    def _allocate(self, capacity: int) -> None:
+        old = self._columns
+        self._columns = (np.empty(capacity, dtype=np.int64), np.empty(capacity), np.empty(capacity),
+                         np.empty(capacity))
+        for new_column, old_column in zip(self._columns, old):
+            new_column[:self._n] = old_column[:self._n]
+        # memoryviews of the arrays: item assignment through them is the cheapest in-place write
+        self._ts, self._cash, self._equity, self._gross = (_view(column) for column in self._columns)
+        self._capacity = capacity
 
     def __call__(self, ts: int, cash: float, equity: float, gross: float) -> None:
+        n = self._n
         if ts == self._last:
-            self.cash[-1] = cash
-            self.equity[-1] = equity
-            self.gross[-1] = gross
+            n -= 1
         else:
+            if n == self._capacity:
+                self._allocate(2 * n)
             self._last = ts
-            self.ts.append(ts)
-            self.cash.append(cash)
-            self.equity.append(equity)
-            self.gross.append(gross)
+            self._n = n + 1
+        self._ts[n] = ts
+        self._cash[n] = cash
+        self._equity[n] = equity
+        self._gross[n] = gross
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def ts(self) -> np.ndarray:
+        """int64 ns UTC of each point (a view)."""
+        return self._columns[0][:self._n]
+
+    @property
+    def cash(self) -> np.ndarray:
+        """Cash, USD (a view)."""
+        return self._columns[1][:self._n]
+
+    @property
+    def equity(self) -> np.ndarray:
+        """Equity, USD (a view)."""
+        return self._columns[2][:self._n]
+
+    @property
+    def gross(self) -> np.ndarray:
+        """Gross exposure, USD (a view)."""
+        return self._columns[3][:self._n]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Return (ts int64, cash, equity, gross float64): views when the curve is at least
+        half full, else compact copies (so the unused room is given back)."""
+        columns = (self.ts, self.cash, self.equity, self.gross)
+        if 2 * self._n < self._capacity:
+            columns = tuple(column.copy() for column in columns)  # type: ignore[assignment]
+        return columns
 
 
 class ResultCollector:
@@ -164,7 +222,7 @@ def run_replay(series: Sequence[BarSeries], spec: RunSpec, *, store: Store, aler
     if len(timeframes) != 1:
         raise ValueError(f"run_replay: series mix timeframes {sorted(timeframes)} ns; replay one timeframe at a time")
     start_ns = min((int(s.ts_event[0]) for s in series if len(s)), default=0)
-    curve = EquityCurve()
+    curve = EquityCurve(capacity=sum(len(s) for s in series))
     venue = paper_venue(spec)
     if clock is None:
         clock = Clock(start_ns)
@@ -174,34 +232,41 @@ def run_replay(series: Sequence[BarSeries], spec: RunSpec, *, store: Store, aler
                           strategy=strategy, equity_recorder=curve)
     engine = kernel.engine
     collected = ResultCollector(engine)
-    handle = engine.handle
     every = spec.replay.progress_every
-    count = 0
     started = time.perf_counter()
+    bars = merge_bars(series)
     if progress is None:
-        for bar in merge_bars(series):
-            handle(bar)
-        count = sum(len(s) for s in series)
+        count = engine.handle_bars(bars)
     else:
-        for bar in merge_bars(series):
-            handle(bar)
-            count += 1
-            if count % every == 0:
-                progress(count)
+        count = 0
+        while True:
+            done = engine.handle_bars(islice(bars, every))
+            count += done
+            if done < every:
+                break
+            progress(count)
         progress(count)
     engine.finish()
     elapsed = time.perf_counter() - started
+    equity_ts, cash, equity, gross = curve.arrays()
     return ReplayResult(
         run_id=run_id, strategy_id=kernel.strategy.strategy_id, params=kernel.strategy.params.model_dump(),
         symbols=[s.symbol for s in series], timeframe_ns=timeframes.pop(), starting_cash=spec.replay.starting_cash,
-        bars=count, elapsed_s=elapsed, equity_ts=np.asarray(curve.ts, dtype=np.int64), cash=np.asarray(curve.cash),
-        equity=np.asarray(curve.equity), gross_exposure=np.asarray(curve.gross), trades=collected.trades,
+        bars=count, elapsed_s=elapsed, equity_ts=equity_ts, cash=cash,
+        equity=equity, gross_exposure=gross, trades=collected.trades,
         orders=list(kernel.book.orders.values()), fills=collected.fills, positions=kernel.portfolio.positions(),
         trading_state=kernel.risk.state, strategy_enabled=engine.strategy_enabled,
-        closes={s.symbol: (s.ts_init, s.close) for s in series}, state_changes=collected.state_changes,
+        closes={s.symbol: (_release_times(s, equity_ts), s.close) for s in series}, state_changes=collected.state_changes,
         trading_state_reason=kernel.risk.reason, denied=collected.denied,
         denied_while_halted=engine.denied_while_halted, rejected=collected.rejected,
         dropped_bars=engine.dropped_bars)
+
+
+def _release_times(series: BarSeries, equity_ts: np.ndarray) -> np.ndarray:
+    """``series.ts_init``, or the equity curve's own timestamps when they are the same (one
+    symbol, no bar dropped): one array of 8 bytes a bar less for the rest of the run."""
+    ts_init = series.ts_init
+    return equity_ts if np.array_equal(ts_init, equity_ts) else ts_init
 
 
 __all__ = ["EquityCurve", "ProgressCallback", "ReplayConfig", "ReplayResult", "ResultCollector", "run_replay"]

@@ -52,7 +52,8 @@ def run_one(strategy_name: str, bars: int) -> dict:
     params = {"sma_cross": {"fast": 20, "slow": 100}, "online_ml": {}}.get(strategy_name, {})
     spec = RunSpec(strategy=strategy_name, params=params)
     with tempfile.TemporaryDirectory() as tmp:
-        store = SqlStore(StoreConfig(database_url=f"sqlite:///{tmp}/bench.db", batch_size=5000), account="bench")
+        store = SqlStore(StoreConfig(database_url=f"sqlite:///{tmp}/bench.db", batch_size=5000), account="bench",
+                         durable_state=False)  # as the replay job opens it
         store.start_run("bench", "replay", strategy_name, params, "", "", 0)
         started = time.perf_counter()
         result = run_replay([series], spec, store=store, alerts=MemoryAlertSink(), run_id="bench")

@@ -15,7 +15,7 @@ recorded, alerted and leave the books consistent (cash + positions = equity).
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -99,6 +99,10 @@ class Engine:
         self._snapshot_bucket = -1
         self._risk_version = risk.version
         self._subscribers: dict[type, list[Callable[[Any], None]]] = {}
+        # Signals that can queue closes for their regime detector (``observe``, see
+        # learning.pipeline) get them that way until someone subscribes to RegimeChanged: the
+        # regime is then only computed when read, in batches, at half the cost.
+        self._observe: Callable[[Bar], None] | None = getattr(signals, "observe", None)
         self._handlers: dict[type, Callable[[Any], None]] = {
             Bar: self._on_bar, TimerFired: self._on_timer, OrderAccepted: self._on_accepted,
             OrderRejected: self._on_rejected, OrderCanceled: self._on_canceled, OrderExpired: self._on_expired,
@@ -126,16 +130,43 @@ class Engine:
         try:
             handler(event)
         except Exception as exc:  # the one path must survive anything an adapter or a bug sends it
-            self.broker_event_errors += 1
-            self.alerts.alert("critical", f"engine error on {type(event).__name__}",
-                              f"{type(exc).__name__}: {exc}", event=repr(event),
-                              traceback="".join(traceback.format_exception(exc)))
+            self._step_failed(event, exc)
+
+    def handle_bars(self, bars: Iterable[Bar]) -> int:
+        """:meth:`handle` every bar of ``bars`` in order (replay's loop, without the per-event
+        dispatch); return how many were given (dropped ones included).
+
+        Raises
+        ------
+        TypeError
+            For an item that is not a :class:`~core.events.Bar` (nothing after it is handled).
+        """
+        on_bar = self._on_bar
+        count = 0
+        for bar in bars:
+            count += 1
+            if type(bar) is not Bar:
+                self.handle(bar)  # raises TypeError for anything without a handler
+                continue
+            try:
+                on_bar(bar)
+            except Exception as exc:  # as in handle: contain, alert, keep going
+                self._step_failed(bar, exc)
+        return count
+
+    def _step_failed(self, event: Any, exc: Exception) -> None:
+        self.broker_event_errors += 1
+        self.alerts.alert("critical", f"engine error on {type(event).__name__}",
+                          f"{type(exc).__name__}: {exc}", event=repr(event),
+                          traceback="".join(traceback.format_exception(exc)))
 
     def subscribe(self, event_type: type, callback: Callable[[Any], None]) -> None:
         """Call ``callback(event)`` for every published event of ``event_type`` (OrderFilled,
         OrderDenied, OrderRejected, OrderCanceled, OrderExpired, TradeClosed, RegimeChanged,
         TradingStateChanged)."""
         self._subscribers.setdefault(event_type, []).append(callback)
+        if event_type is RegimeChanged:
+            self._observe = None  # changes are wanted bar by bar from now on
 
     def pending_quantity(self, symbol: str) -> float:
         """Signed shares in working orders for ``symbol`` (entries and exits)."""
@@ -164,16 +195,19 @@ class Engine:
 
     # --- bars --------------------------------------------------------------------------------
     def _on_bar(self, bar: Bar) -> None:
-        last = self.last_bar_ts.get(bar.symbol)
-        # the gate of core.bars.bar_is_sound, inlined (it runs for every bar); NaN fails every test
+        # The hot path: it runs for every bar, so collaborators are read into locals once and the
+        # per-bar tail (equity point, snapshot bucket) is inlined; the rare branches call out.
         symbol, ts_event, ts, o, h, lo, c, v = bar
+        last_bar_ts = self.last_bar_ts
+        last = last_bar_ts.get(symbol)
+        # the gate of core.bars.bar_is_sound, inlined; NaN fails every test
         if (not (MIN_PRICE <= lo <= o <= h <= MAX_PRICE and lo <= c <= h and 0.0 <= v <= MAX_VOLUME
                  and 0 <= ts_event <= ts < MAX_TS and ts - ts_event <= MAX_BAR_NS)
                 or (last is not None and ts_event <= last)
                 or (self._max_lead is not None and ts > self.clock.now + self._max_lead)):
             self._drop_bar(bar, last)
             return
-        self.last_bar_ts[symbol] = ts_event
+        last_bar_ts[symbol] = ts_event
         for timer in self.clock.advance_to(ts):
             self._on_timer(timer)
         venue = self.venue
@@ -181,18 +215,21 @@ class Engine:
             for event in venue.on_bar(bar):
                 self.handle(event)
         portfolio = self.portfolio
-        portfolio.update_mark(symbol, c)
-        equity = portfolio.equity
+        equity = portfolio.update_mark(symbol, c)
         risk = self.risk
         change = risk.on_equity(equity, ts)
         if change is not None:
             self._state_changed(change)
         signals = self.signals
         if signals is not None:
-            regime_change = signals.on_bar(bar)
-            if regime_change is not None and RegimeChanged in self._subscribers:
-                self._publish(RegimeChanged(symbol=bar.symbol, previous=regime_change[0], current=regime_change[1],
-                                            ts_event=bar.ts_event, ts_init=ts))
+            observe = self._observe
+            if observe is not None:
+                observe(bar)
+            else:
+                regime_change = signals.on_bar(bar)
+                if regime_change is not None and RegimeChanged in self._subscribers:
+                    self._publish(RegimeChanged(symbol=bar.symbol, previous=regime_change[0],
+                                                current=regime_change[1], ts_event=bar.ts_event, ts_init=ts))
         if self.strategy_enabled:
             try:
                 intents = self.strategy.on_bar(self.context, bar)
@@ -204,7 +241,19 @@ class Engine:
                     self._audit_halted(intents)
                 else:
                     self._process_intents(intents, bar)
-        self._record_equity(ts, equity)
+        # the equity point: cash and exposure as the bar's orders left them, equity as marked
+        cash = portfolio.cash
+        open_positions = portfolio.open_positions
+        gross = portfolio.gross_exposure if open_positions else 0.0
+        recorder = self._recorder
+        if recorder is not None:
+            recorder(ts, cash, equity, gross)
+        # the store gets the last point of each snapshot interval, built only when one closes
+        interval = self._snapshot_interval
+        bucket = ts // interval if interval else ts
+        if bucket != self._snapshot_bucket:
+            self._close_snapshot_bucket(bucket)
+        self._last_point = (ts, cash, equity, gross, open_positions)
 
     def _drop_bar(self, bar: Bar, last: int | None) -> None:
         if last is not None and bar.ts_event <= last:
@@ -218,23 +267,14 @@ class Engine:
         self.dropped_bars += 1
         self.alerts.alert("warning", "bar dropped", detail, symbol=bar.symbol)
 
-    def _record_equity(self, ts: int, equity: float) -> None:
-        portfolio = self.portfolio
-        cash = portfolio.cash
-        open_positions = portfolio.open_positions
-        gross = portfolio.gross_exposure if open_positions else 0.0
-        if self._recorder is not None:
-            self._recorder(ts, cash, equity, gross)
-        # the store gets the last point of each snapshot interval, built only when one closes
-        bucket = ts // self._snapshot_interval if self._snapshot_interval else ts
-        if bucket != self._snapshot_bucket:
-            if self._last_point is not None:
-                self.store.save_equity(EquitySnapshot(*self._last_point))
-                self._save_account()
-            if self.risk.version != self._risk_version:
-                self._save_risk_state()
+    def _close_snapshot_bucket(self, bucket: int) -> None:
+        """A bar opened snapshot interval ``bucket``: save the previous interval's last point."""
+        if self._last_point is not None:
+            self.store.save_equity(EquitySnapshot(*self._last_point))
+            self._save_account()
+        if self.risk.version != self._risk_version:
+            self._save_risk_state()
         self._snapshot_bucket = bucket
-        self._last_point = (ts, cash, equity, gross, open_positions)
 
     def _save_risk_state(self) -> None:
         self._risk_version = self.risk.version

@@ -40,6 +40,8 @@ class Position:
 class Portfolio:
     """Cash and positions of one account.
 
+    ``open_positions`` is the number of symbols with a non-zero position (read-only).
+
     Parameters
     ----------
     starting_cash
@@ -51,7 +53,7 @@ class Portfolio:
         If ``starting_cash`` is not positive.
     """
 
-    __slots__ = ("starting_cash", "cash", "_positions", "_open", "_marks")
+    __slots__ = ("starting_cash", "cash", "open_positions", "_positions", "_open", "_marks")
 
     def __init__(self, starting_cash: float) -> None:
         if not starting_cash > 0:
@@ -60,6 +62,9 @@ class Portfolio:
         self.cash = float(starting_cash)
         self._positions: dict[str, Position] = {}
         self._open: dict[str, Position] = {}  # quantity != 0 only
+        # number of symbols with a non-zero position, kept equal to len(_open) by every write: the
+        # engine reads it after every bar, and a plain attribute is cheaper than a property
+        self.open_positions = 0
         self._marks: dict[str, float] = {}
 
     # --- reads (the PortfolioView protocol) ------------------------------------------------
@@ -74,12 +79,10 @@ class Portfolio:
     @property
     def gross_exposure(self) -> float:
         """Sum of absolute position market values, USD."""
-        return sum(abs(p.quantity * p.mark) for p in self._open.values())
-
-    @property
-    def open_positions(self) -> int:
-        """Number of symbols with a non-zero position."""
-        return len(self._open)
+        gross = 0.0  # a plain loop: the same sums as sum() over a generator, at half the cost
+        for p in self._open.values():
+            gross += abs(p.quantity * p.mark)
+        return gross
 
     def position(self, symbol: str) -> float:
         """Signed shares held in ``symbol`` (0.0 when flat)."""
@@ -118,13 +121,21 @@ class Portfolio:
             pos.quantity, pos.avg_price = float(quantity), float(avg_price)
             self._open[symbol] = pos
             self._marks[symbol] = mark
+        self.open_positions = len(self._open)
 
-    def update_mark(self, symbol: str, price: float) -> None:
-        """Mark ``symbol`` at ``price`` (USD), normally a bar close. O(1)."""
+    def update_mark(self, symbol: str, price: float) -> float:
+        """Mark ``symbol`` at ``price`` (USD), normally a bar close, and return the new equity
+        (USD, as :attr:`equity`: the engine needs it right after every mark). O(open positions)."""
         self._marks[symbol] = price
-        pos = self._open.get(symbol)
-        if pos is not None:
-            pos.mark = price
+        open_ = self._open
+        equity = self.cash
+        if open_:
+            pos = open_.get(symbol)
+            if pos is not None:
+                pos.mark = price
+            for pos in open_.values():
+                equity += pos.quantity * pos.mark
+        return equity
 
     def apply_fill(self, symbol: str, side: Side, quantity: float, price: float, commission: float) -> float:
         """Book a fill of ``quantity`` shares (> 0) at ``price`` USD; return realized P&L (gross, USD).
@@ -166,4 +177,5 @@ class Portfolio:
             if symbol not in self._open:
                 pos.mark = self._marks.get(symbol, price)
             self._open[symbol] = pos
+        self.open_positions = len(self._open)
         return realized

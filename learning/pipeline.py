@@ -1,5 +1,13 @@
 """SignalPipeline: per-symbol features, regime detector and online learner behind the
-:class:`core.ports.SignalModel` port the engine calls once per bar."""
+:class:`core.ports.SignalModel` port the engine calls once per bar.
+
+Two ways in: :meth:`SignalPipeline.on_bar` updates everything at once and reports regime
+changes (for :class:`core.events.RegimeChanged` subscribers); :meth:`SignalPipeline.observe`
+updates features and learner at once but only queues the close for the regime detector, which
+catches up in one batch when the regime is read (a decision being recorded) or every
+:data:`MAX_PENDING_CLOSES` closes. Both give the same regime at every read; the queue halves the
+detector's cost, the largest single cost of a replay.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +32,13 @@ class SignalConfig(BaseModel):
     learner: LearnerConfig = LearnerConfig()
 
 
+MAX_PENDING_CLOSES = 4096
+"""Closes :meth:`SignalPipeline.observe` queues per symbol before the detector catches up anyway
+(bounds the queue: 32 KiB a symbol)."""
+
+
 class _SymbolSignals:
-    __slots__ = ("features", "regime", "learner", "last_features", "prediction", "current_regime")
+    __slots__ = ("features", "regime", "learner", "last_features", "prediction", "current_regime", "pending")
 
     def __init__(self, config: SignalConfig) -> None:
         self.features = StreamingFeatures(config.features) if config.learner_enabled else None
@@ -34,6 +47,13 @@ class _SymbolSignals:
         self.last_features: dict[str, float] | None = None
         self.prediction: float | None = None
         self.current_regime = Regime.UNKNOWN
+        self.pending: list[float] = []  # closes observed, not yet given to the regime detector
+
+    def catch_up(self) -> None:
+        """Feed the queued closes to the detector (in one batch) and take its regime."""
+        assert self.regime is not None  # only closes of an enabled detector are queued
+        self.current_regime = self.regime.update_closes(self.pending)
+        self.pending = []
 
 
 class SignalPipeline:
@@ -56,12 +76,15 @@ class SignalPipeline:
         self._symbols: dict[str, _SymbolSignals] = {}
 
     def on_bar(self, bar: Bar) -> tuple[Regime, Regime] | None:
-        """Update ``bar.symbol``'s signals; return (previous, current) when its regime changed."""
+        """Update ``bar.symbol``'s signals; return (previous, current) when its regime changed on
+        this bar (closes queued by :meth:`observe` before it are caught up first, silently)."""
         s = self._symbols.get(bar.symbol)
         if s is None:
             s = self._symbols[bar.symbol] = _SymbolSignals(self.config)
         change = None
         if s.regime is not None:
+            if s.pending:
+                s.catch_up()
             regime = s.regime.update(bar)
             if regime is not s.current_regime:
                 change = (s.current_regime, regime)
@@ -71,6 +94,26 @@ class SignalPipeline:
             s.last_features = features
             s.prediction = s.learner.on_bar(bar, features)
         return change
+
+    def observe(self, bar: Bar) -> None:
+        """Update ``bar.symbol``'s features and learner now; queue its close for the regime
+        detector (see the module docstring). For when no one needs regime changes bar by bar.
+
+        ``bar`` must have passed the engine's gate (a positive finite close): queued closes are
+        not checked again.
+        """
+        s = self._symbols.get(bar.symbol)
+        if s is None:
+            s = self._symbols[bar.symbol] = _SymbolSignals(self.config)
+        if s.regime is not None:
+            pending = s.pending
+            pending.append(bar.close)
+            if len(pending) >= MAX_PENDING_CLOSES:
+                s.catch_up()
+        if s.learner is not None:  # features exist iff the learner does
+            features = s.features.update(bar)  # type: ignore[union-attr]
+            s.last_features = features
+            s.prediction = s.learner.on_bar(bar, features)
 
     def features(self, symbol: str) -> dict[str, float] | None:
         """Latest features of ``symbol`` (None when the learner is off or warming up)."""
@@ -86,7 +129,11 @@ class SignalPipeline:
     def regime(self, symbol: str) -> Regime:
         """Current regime of ``symbol`` (UNKNOWN before its first bars or when disabled)."""
         s = self._symbols.get(symbol)
-        return s.current_regime if s is not None else Regime.UNKNOWN
+        if s is None:
+            return Regime.UNKNOWN
+        if s.pending:
+            s.catch_up()
+        return s.current_regime
 
     def restore_learners(self, states: dict[str, bytes]) -> None:
         """Put back learners saved by :meth:`learner_states` (after a restart).

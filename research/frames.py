@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from backtest.replay import ReplayResult
@@ -35,8 +36,9 @@ def equity_frame(result: ReplayResult) -> pd.DataFrame:
     """Columns: time (UTC, bar end), cash, equity, gross_exposure (USD), exposure (fraction of
     equity), drawdown (fraction <= 0 from the running peak)."""
     time = _utc(result.equity_ts)
+    # copy=False: the columns are the result's arrays, not copies (8 bytes a bar each, per run)
     frame = pd.DataFrame({"time": time, "cash": result.cash, "equity": result.equity,
-                          "gross_exposure": result.gross_exposure})
+                          "gross_exposure": result.gross_exposure}, copy=False)
     frame["exposure"] = frame["gross_exposure"] / frame["equity"]
     frame["drawdown"] = drawdown_series(pd.Series(result.equity, index=time)).to_numpy()
     return frame
@@ -75,9 +77,21 @@ def orders_frame(result: ReplayResult) -> pd.DataFrame:
     return frame
 
 
-def closes_series(result: ReplayResult) -> dict[str, pd.Series]:
-    """Close per symbol indexed by bar END time (when the close became known)."""
-    return {sym: pd.Series(close, index=_utc(ts), name=sym) for sym, (ts, close) in result.closes.items()}
+def closes_series(result: ReplayResult, index: pd.DatetimeIndex | None = None) -> dict[str, pd.Series]:
+    """Close per symbol indexed by bar END time (when the close became known).
+
+    The closes are not copied, and a symbol whose bar end times are exactly ``index`` (the
+    equity curve's, for one symbol without dropped bars) shares that index instead of a new one.
+    """
+    # a view, the data shared (as_unit copies even when the unit is already ns)
+    plain = None if index is None else (index if index.unit == "ns" else index.as_unit("ns")).rename(None)
+
+    def times(ts: np.ndarray) -> pd.DatetimeIndex:
+        if plain is not None and np.array_equal(ts, plain.asi8):
+            return plain
+        return pd.DatetimeIndex(_utc(ts))
+
+    return {sym: pd.Series(close, index=times(ts), name=sym, copy=False) for sym, (ts, close) in result.closes.items()}
 
 
 @dataclass

@@ -134,7 +134,7 @@ def _compute(result: ReplayResult, benchmark: str | None) -> _Computed:
     equity = pd.Series(eq["equity"].to_numpy(), index=pd.DatetimeIndex(eq["time"]), name="equity")
     exposure = pd.Series(eq["exposure"].to_numpy(), index=equity.index, name="exposure")
     metrics = compute_metrics(equity, trades=frames["trades"], fills=frames["fills"], exposure=exposure)
-    closes = closes_series(result)
+    closes = closes_series(result, pd.DatetimeIndex(equity.index))
     curve = benchmark_curve(benchmark, closes, result.starting_cash, pd.DatetimeIndex(equity.index))
     # the benchmark's own exposure: cash waiting for a later-starting symbol is not invested
     bench_metrics = compute_metrics(curve.equity, exposure=curve.exposure) if curve is not None else None
@@ -169,7 +169,7 @@ def summarize(result: ReplayResult, benchmark: str | None = None) -> ReplaySumma
     return _compute(result, benchmark).summary
 
 
-_CSV_CHUNK_ROWS = 65536
+_CSV_CHUNK_ROWS = 16384
 """Rows formatted at a time by :func:`_write_csv` (bounds the memory of the text)."""
 _NAT_NS = np.iinfo(np.int64).min
 _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
@@ -234,23 +234,29 @@ def _column_cells(column: pd.Series) -> np.ndarray:
     return np.array([_text_cell(v) for v in column.tolist()] + [""], dtype=object)[:-1]
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` exactly as ``_iso(frame, <its UTC datetime columns>).to_csv(path,
-    index=False)`` would, byte for byte, in chunks of :data:`_CSV_CHUNK_ROWS` rows.
+def _write_csv(frame: pd.DataFrame, path: Path, extra: dict[str, np.ndarray] | None = None) -> None:
+    """Write ``frame`` (plus ``extra`` float64 columns of its length, appended in order) exactly
+    as ``_iso(frame, <its UTC datetime columns>).to_csv(path, index=False)`` would, byte for
+    byte, in chunks of :data:`_CSV_CHUNK_ROWS` rows.
 
     pandas formats every cell through a generic object path (~5 us per row of the equity
-    curve); here each column of a chunk is formatted in bulk and the rows are joined in C. A
-    frame with a dtype not handled here goes through pandas.
+    curve); here each column of a chunk is formatted in bulk and the rows are joined in C, and
+    only one chunk's text exists at a time. A frame with a dtype not handled here goes through
+    pandas.
     """
-    if not all(_fast_csv_dtype(dtype) for dtype in frame.dtypes) or len(frame.columns) < 2:
-        utc = [name for name, dtype in frame.dtypes.items() if _is_utc(dtype)]
+    extra = extra or {}
+    if not all(_fast_csv_dtype(dtype) for dtype in frame.dtypes) or len(frame.columns) + len(extra) < 2:
+        frame = frame.assign(**extra) if extra else frame
+        utc = [str(name) for name, dtype in frame.dtypes.items() if _is_utc(dtype)]
         _iso(frame, utc).to_csv(path, index=False)  # rare shapes (one column: the csv module's quoting rules)
         return
+    columns = [frame.iloc[:, k] for k in range(frame.shape[1])]
+    more = [pd.Series(np.asarray(values, dtype=np.float64), copy=False) for values in extra.values()]
     with open(path, "w", encoding="utf-8", newline="") as sink:
-        sink.write(",".join(_text_cell(name) for name in frame.columns) + "\n")
+        sink.write(",".join(_text_cell(name) for name in [*frame.columns, *extra]) + "\n")
         for low in range(0, len(frame), _CSV_CHUNK_ROWS):
-            chunk = frame.iloc[low:low + _CSV_CHUNK_ROWS]
-            cells = [_column_cells(chunk.iloc[:, k]).tolist() for k in range(chunk.shape[1])]
+            high = low + _CSV_CHUNK_ROWS
+            cells = [_column_cells(column.iloc[low:high]).tolist() for column in [*columns, *more]]
             sink.write("\n".join(map(",".join, zip(*cells))))
             sink.write("\n")
 
@@ -374,11 +380,9 @@ def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict[str, Any],
         pending.append((tmp, final))
         return tmp
 
-    eq = frames["equity"].copy()
-    if curve is not None:
-        eq["benchmark"] = curve.equity.to_numpy()
-        eq["benchmark_exposure"] = curve.exposure.to_numpy()
-    _write_csv(eq, target("equity.csv"))
+    benchmark_columns = ({"benchmark": curve.equity.to_numpy(), "benchmark_exposure": curve.exposure.to_numpy()}
+                         if curve is not None else {})
+    _write_csv(frames["equity"], target("equity.csv"), benchmark_columns)
     for name in ("trades", "fills", "orders", "positions"):
         _write_csv(frames[name], target(f"{name}.csv"))
     assert summary.state is not None
@@ -388,6 +392,8 @@ def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict[str, Any],
     target("metrics.json").write_text(json.dumps(payload, indent=2, sort_keys=True, default=str, allow_nan=False))
     for tmp, final in pending:
         os.replace(tmp, final)
+    del benchmark_columns
+    frames.pop("equity")  # written; the report needs only its equity and exposure (drawdown: 8 bytes a bar)
     if report:
         write_report(out_dir / "report.html", computed.equity, curve.equity if curve else None, summary.metrics,
                      summary.benchmark, frames["trades"], computed.closes,

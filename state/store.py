@@ -108,6 +108,13 @@ class SqlStore(SqlQueries):
         Account this store reads and writes: its runs, trading and risk state, snapshot and
         learner state belong to it. Account state is not scoped to a run, so a halt survives
         restarts and later runs.
+    durable_state
+        True (the default, and what live trading needs): every trading-state change, and every
+        risk snapshot whose state differs from the last one, is committed at once. False (a
+        replay, whose account is its own run's and whose rows matter only once the run is
+        complete): they are buffered like every other row and reach the database in the next
+        flush, in the same order and with the same final rows, instead of costing two commits
+        per breaker trip (a breaker-heavy replay trips hundreds of times).
 
     Raises
     ------
@@ -115,9 +122,10 @@ class SqlStore(SqlQueries):
         If the URL is malformed or unsupported, the database cannot be reached, or migrating fails.
     """
 
-    def __init__(self, config: StoreConfig, account: str = "default") -> None:
+    def __init__(self, config: StoreConfig, account: str = "default", *, durable_state: bool = True) -> None:
         self.config = config
         self.account = account
+        self.durable_state = durable_state
         self.url = mask_url(config.database_url)
         self._password = ""
         self._run_id: str | None = None
@@ -128,6 +136,11 @@ class SqlStore(SqlQueries):
         self._trades: list[dict[str, Any]] = []
         self._equity: list[dict[str, Any]] = []
         self._risk: dict[str, Any] | None = None
+        # durable_state=False: buffered trading-state changes (history rows in order, the latest
+        # current-state row, and the latest state-only risk row not yet superseded by a snapshot)
+        self._state_history: list[dict[str, Any]] = []
+        self._state_row: dict[str, Any] | None = None
+        self._state_into_risk: dict[str, Any] | None = None
         # (accounts row, position rows, number of buffered fills the snapshot includes)
         self._account_snapshot: tuple[dict[str, Any], list[dict[str, Any]], int] | None = None
         self._learner: dict[str, dict[str, Any]] = {}
@@ -381,10 +394,11 @@ class SqlStore(SqlQueries):
     def save_trading_state(self, change: TradingStateChanged) -> None:
         """Commit a trading state change now: a history row plus the account's current state.
 
-        Never only buffered: a breaker's HALTED must survive a crash. Whatever is buffered is
-        written first, in the same transaction. The account's risk state row takes the new state
-        and reason too (created with the breakers' defaults if the account had none), so
-        recovery sees an operator's halt or re-arm. Needs no current run.
+        Never only buffered (unless the store was opened with ``durable_state=False``): a
+        breaker's HALTED must survive a crash. Whatever is buffered is written first, in the same
+        transaction. The account's risk state row takes the new state and reason too (created
+        with the breakers' defaults if the account had none), so recovery sees an operator's halt
+        or re-arm. Needs no current run.
 
         Raises
         ------
@@ -395,24 +409,28 @@ class SqlStore(SqlQueries):
         state = value(change.current)
         risk_defaults = risk_row(self.account, RiskSnapshot(state=change.current, reason=change.reason,
                                                             ts=change.ts_init))
+        history = {"account": self.account, "previous": value(change.previous), "state": state,
+                   "reason": change.reason, "ts": ts}
+        current = {"account": self.account, "state": state, "reason": change.reason, "updated_at": ts}
+        self._last_risk_state = change.current
+        if not self.durable_state:
+            self._buffer_state(history, current, risk_defaults)
+            return
 
         def write(conn: Connection) -> None:
-            conn.execute(TRADING_STATE_HISTORY.insert(), {
-                "account": self.account, "previous": value(change.previous), "state": state,
-                "reason": change.reason, "ts": ts})
-            conn.execute(self._insert_state, {"account": self.account, "state": state, "reason": change.reason,
-                                              "updated_at": ts})
+            conn.execute(TRADING_STATE_HISTORY.insert(), history)
+            conn.execute(self._insert_state, current)
             conn.execute(self._insert_state_into_risk, risk_defaults)
 
         self._write("save trading state", write)
-        self._last_risk_state = change.current
 
     def save_risk_state(self, snapshot: RiskSnapshot) -> None:
         """Save the account's circuit-breaker memory (one row per account, upserted).
 
         Buffered, and only the latest snapshot of each flush is written; but a snapshot whose
         ``state`` differs from the one saved before it (or the first one this store saves) is
-        committed at once, with everything buffered before it. Needs no current run.
+        committed at once, with everything buffered before it (not with ``durable_state=False``).
+        Needs no current run.
 
         Raises
         ------
@@ -422,7 +440,8 @@ class SqlStore(SqlQueries):
         if self._risk is None:
             self._buffered += 1
         self._risk = risk_row(self.account, snapshot)
-        changed = snapshot.state != self._last_risk_state
+        self._state_into_risk = None  # the snapshot replaces every column a state change set
+        changed = snapshot.state != self._last_risk_state and self.durable_state
         self._last_risk_state = snapshot.state
         if changed or self._buffered >= self.config.batch_size:
             self.flush()
@@ -715,6 +734,18 @@ class SqlStore(SqlQueries):
             self._buffered += 1
         self._orders[key] = order_row(run_id, order)
 
+    def _buffer_state(self, history: dict[str, Any], current: dict[str, Any], risk_defaults: dict[str, Any]) -> None:
+        """Buffer a trading-state change so the next flush leaves exactly the rows the three
+        immediate statements of :meth:`save_trading_state` would have left by then."""
+        self._state_history.append(history)
+        self._state_row = current  # upserted per account: the latest wins
+        if self._risk is not None:  # a buffered snapshot, then this change: the change's columns win
+            self._risk = {**self._risk, "state": risk_defaults["state"], "reason": risk_defaults["reason"],
+                          "ts": risk_defaults["ts"]}
+        else:
+            self._state_into_risk = risk_defaults
+        self._added()
+
     def _added(self) -> None:
         self._buffered += 1
         if self._buffered >= self.config.batch_size:
@@ -760,6 +791,12 @@ class SqlStore(SqlQueries):
                     conn.execute(EQUITY.insert(), self._equity)
                 if self._risk is not None:
                     conn.execute(self._insert_risk, self._risk)
+                if self._state_history:
+                    conn.execute(TRADING_STATE_HISTORY.insert(), self._state_history)
+                if self._state_row is not None:
+                    conn.execute(self._insert_state, self._state_row)
+                if self._state_into_risk is not None:
+                    conn.execute(self._insert_state_into_risk, self._state_into_risk)
                 if self._account_snapshot is not None:
                     row, positions, _ = self._account_snapshot
                     conn.execute(self._insert_account, {**row, "last_fill_id": watermark})
@@ -776,6 +813,7 @@ class SqlStore(SqlQueries):
         self._orders = {}
         self._fills, self._decisions, self._trades, self._equity = [], [], [], []
         self._risk, self._account_snapshot, self._learner = None, None, {}
+        self._state_history, self._state_row, self._state_into_risk = [], None, None
         self._journal = []
         self._buffered = 0
 

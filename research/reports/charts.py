@@ -40,6 +40,18 @@ def _line(series: pd.Series, name: str, colour: str, **extra: Any) -> dict[str, 
             "y": typed(shown.to_numpy()), "line": {"color": colour, **extra.pop("line", {})}, **extra}
 
 
+def _finite_range(*arrays: np.ndarray) -> np.ndarray:
+    """The smallest and largest finite value over ``arrays`` (empty if none): all that the axis
+    choice and the log ticks look at, without a copy of curves millions of points long."""
+    ends: list[float] = []
+    for values in arrays:
+        finite = np.isfinite(values)
+        part = values if finite.all() else values[finite]
+        if len(part):
+            ends += [float(part.min()), float(part.max())]
+    return np.array([min(ends), max(ends)] if ends else [], dtype=float)
+
+
 def _merge_spells(spells: Sequence[StateSpell], span: pd.Timedelta) -> list[tuple[TradingState, pd.Timestamp, pd.Timestamp]]:
     """Merge same-state spells separated by less than ``span / _MAX_BANDS`` so the chart stays light."""
     gap = span / _MAX_BANDS
@@ -93,8 +105,7 @@ def equity_figure(equity: pd.Series, benchmark: pd.Series | None, benchmark_name
                      "y": typed(equity.to_numpy()[pos]), "text": text, "hovertemplate": "%{text}<extra></extra>",
                      "marker": {"symbol": "diamond", "size": 9, "line": {"width": 1, "color": "#333"},
                                 "color": [STATE_COLOURS[TradingState(c)] for c in changes["current"]]}})
-    values = np.concatenate([equity.to_numpy(dtype=float)]
-                            + ([benchmark.to_numpy(dtype=float)] if benchmark is not None else []))
+    values = _finite_range(equity.to_numpy(dtype=float), *([benchmark.to_numpy(dtype=float)] if benchmark is not None else []))
     yaxis = (log_axis("USD (log scale)", values, prefix="$") if spans_orders_of_magnitude(values)
              else axis("USD", tickprefix="$", type="linear"))
     return figure(data, "Equity (USD)", yaxis, height=460, shapes=shapes)
@@ -236,7 +247,7 @@ def price_figure(symbol: str, close: pd.Series, trades: pd.DataFrame | None) -> 
                 text = [f"{name}: @ {p:,.2f}, pnl {pnl:+,.2f} USD ({reason})"
                         for p, pnl, reason in zip(part["exit_price"], part["pnl"], part["exit_reason"])]
                 data.append(_markers(part, "exit_time", "exit_price", name, "x", colour, text))
-    prices = close.to_numpy(dtype=float)
+    prices = _finite_range(close.to_numpy(dtype=float))
     yaxis = (log_axis("USD (log scale)", prices, prefix="$") if spans_orders_of_magnitude(prices)
              else axis("USD", tickprefix="$", type="linear"))
     return figure(data, f"{symbol}: close and trades", yaxis)
