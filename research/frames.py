@@ -40,7 +40,7 @@ def equity_frame(result: ReplayResult) -> pd.DataFrame:
     frame = pd.DataFrame({"time": time, "cash": result.cash, "equity": result.equity,
                           "gross_exposure": result.gross_exposure}, copy=False)
     frame["exposure"] = frame["gross_exposure"] / frame["equity"]
-    frame["drawdown"] = drawdown_series(pd.Series(result.equity, index=time)).to_numpy()
+    frame["drawdown"] = drawdown_series(pd.Series(result.equity, index=time, copy=False)).to_numpy()
     return frame
 
 

@@ -4,6 +4,8 @@ fractions, not percent. ``schema.json`` (:mod:`research.output_schema`) document
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -131,8 +133,9 @@ def _compute(result: ReplayResult, benchmark: str | None) -> _Computed:
     frames = {"equity": equity_frame(result), "trades": linked_trades_frame(result), "fills": fills_frame(result),
               "orders": orders_frame(result), "positions": positions_frame(result)}
     eq = frames["equity"]
-    equity = pd.Series(eq["equity"].to_numpy(), index=pd.DatetimeIndex(eq["time"]), name="equity")
-    exposure = pd.Series(eq["exposure"].to_numpy(), index=equity.index, name="exposure")
+    # copy=False: views of the frame's columns (pandas copies arrays by default: 8 bytes a bar each)
+    equity = pd.Series(eq["equity"].to_numpy(), index=pd.DatetimeIndex(eq["time"]), name="equity", copy=False)
+    exposure = pd.Series(eq["exposure"].to_numpy(), index=equity.index, name="exposure", copy=False)
     metrics = compute_metrics(equity, trades=frames["trades"], fills=frames["fills"], exposure=exposure)
     closes = closes_series(result, pd.DatetimeIndex(equity.index))
     curve = benchmark_curve(benchmark, closes, result.starting_cash, pd.DatetimeIndex(equity.index))
@@ -172,7 +175,22 @@ def summarize(result: ReplayResult, benchmark: str | None = None) -> ReplaySumma
 _CSV_CHUNK_ROWS = 16384
 """Rows formatted at a time by :func:`_write_csv` (bounds the memory of the text)."""
 _NAT_NS = np.iinfo(np.int64).min
-_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
+def _quoted_characters() -> str:
+    """The characters that make the csv module quote a field the way pandas' ``to_csv`` calls it
+    (QUOTE_MINIMAL, ``lineterminator="\\n"``): asked of the module itself, since Python
+    versions differ (whether a lone ``\\r`` is quoted)."""
+    found = ""
+    for character in ',"\r\n':
+        sink = io.StringIO()
+        csv.writer(sink, lineterminator="\n", quoting=csv.QUOTE_MINIMAL).writerow([f"a{character}b", "c"])
+        if sink.getvalue().startswith('"'):
+            found += character
+    return found
+
+
+_NEEDS_QUOTES = re.compile("[" + re.escape(_quoted_characters()) + "]")
 
 
 def _float_cells(values: np.ndarray) -> np.ndarray:

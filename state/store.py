@@ -739,11 +739,9 @@ class SqlStore(SqlQueries):
         immediate statements of :meth:`save_trading_state` would have left by then."""
         self._state_history.append(history)
         self._state_row = current  # upserted per account: the latest wins
-        if self._risk is not None:  # a buffered snapshot, then this change: the change's columns win
-            self._risk = {**self._risk, "state": risk_defaults["state"], "reason": risk_defaults["reason"],
-                          "ts": risk_defaults["ts"]}
-        else:
-            self._state_into_risk = risk_defaults
+        # written after the buffered risk snapshot (if any), as the immediate statement came after it;
+        # a later snapshot drops it (its row replaces these columns anyway)
+        self._state_into_risk = risk_defaults
         self._added()
 
     def _added(self) -> None:
