@@ -141,9 +141,11 @@ class PaperBroker:
     no expiry due it costs one int comparison and one dict lookup and returns a shared empty tuple;
     previous-bar ranges are tracked only when ``slippage_volatility > 0``. The earliest expiry of
     all working orders is kept, so expiries of every symbol are checked with that one comparison.
+    ``idle`` (read-only) is True while no order works and no range is tracked: :meth:`on_bar`
+    would do nothing, and the engine does not call it.
     """
 
-    __slots__ = ("model", "id_prefix", "_books", "_orders", "_seen", "_ranges", "_accepted", "_next_expiry",
+    __slots__ = ("model", "id_prefix", "idle", "_books", "_orders", "_seen", "_ranges", "_accepted", "_next_expiry",
                  "_calendars")
 
     def __init__(self, fill: FillConfig | FillModel, id_prefix: str = "paper") -> None:
@@ -164,6 +166,9 @@ class PaperBroker:
         # after a fill or cancel (the next _expire then finds nothing and recomputes it)
         self._next_expiry = _NEVER
         self._calendars: dict[str, str] = {}  # symbol -> calendar name, resolved once
+        # True while on_bar would do nothing for any bar (no working order, no range to track):
+        # the engine then skips the call (see the class docstring)
+        self.idle = self._ranges is None
 
     # --- Broker role -------------------------------------------------------------------------
     def submit(self, order: Order, ts: int) -> list[OrderAccepted | OrderRejected]:
@@ -204,6 +209,7 @@ class PaperBroker:
         working = _Working(order, f"{self.id_prefix}-{self._accepted}", _KINDS[order.order_type], ts, expires, day)
         self._seen.add(working.client_order_id)
         self._orders[working.client_order_id] = working
+        self.idle = False
         book = self._books.get(working.symbol)
         if book is None:
             self._books[working.symbol] = [working]
@@ -240,6 +246,7 @@ class PaperBroker:
         working.cum = float(order.filled_quantity)
         self._seen.add(working.client_order_id)
         self._orders[working.client_order_id] = working
+        self.idle = False
         self._books.setdefault(working.symbol, []).append(working)
         if expires < self._next_expiry:
             self._next_expiry = expires
@@ -260,6 +267,7 @@ class PaperBroker:
         book.remove(working)
         if not book:
             del self._books[working.symbol]
+        self._update_idle()
         return [OrderCanceled(client_order_id=working.client_order_id, reason="canceled", ts_event=ts, ts_init=ts)]
 
     # --- SimulatedVenue role -----------------------------------------------------------------
@@ -300,6 +308,9 @@ class PaperBroker:
         return list(self._orders)
 
     # --- internals ---------------------------------------------------------------------------
+    def _update_idle(self) -> None:
+        self.idle = not self._orders and self._ranges is None
+
     def _calendar(self, symbol: str) -> str:
         name = self._calendars.get(symbol)
         if name is None:
@@ -358,6 +369,7 @@ class PaperBroker:
             events.append(OrderExpired(client_order_id=w.client_order_id, reason=reason, ts_event=w.expires,
                                        ts_init=ts_init))
         self._next_expiry = min((w.expires for w in orders.values()), default=_NEVER)
+        self._update_idle()
         return events
 
     def _match(self, book: list[_Working], bar: Bar) -> Sequence[OrderFilled]:
@@ -411,6 +423,7 @@ class PaperBroker:
                 self._books[symbol] = kept
             else:
                 del self._books[symbol]
+            self._update_idle()
         return fills if fills is not None else _NO_FILLS
 
     def _price(self, w: _Working, bar: Bar, prev_range: float) -> tuple[float, float] | None:

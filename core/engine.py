@@ -96,7 +96,7 @@ class Engine:
         self._snapshot_interval = snapshot_interval_ns
         self._max_lead = max_bar_lead_ns
         self._last_point: tuple[int, float, float, float, int] | None = None
-        self._snapshot_bucket = -1
+        self._bucket_low = self._bucket_high = 0  # empty: the first bar opens an interval
         self._risk_version = risk.version
         self._subscribers: dict[type, list[Callable[[Any], None]]] = {}
         # Signals that can queue closes for their regime detector (``observe``, see
@@ -211,7 +211,9 @@ class Engine:
         for timer in self.clock.advance_to(ts):
             self._on_timer(timer)
         venue = self.venue
-        if venue is not None:
+        # a venue that says it is idle (the paper broker with no working order) is not called:
+        # such a bar cannot fill or expire anything
+        if venue is not None and not getattr(venue, "idle", False):
             for event in venue.on_bar(bar):
                 self.handle(event)
         portfolio = self.portfolio
@@ -248,11 +250,10 @@ class Engine:
         recorder = self._recorder
         if recorder is not None:
             recorder(ts, cash, equity, gross)
-        # the store gets the last point of each snapshot interval, built only when one closes
-        interval = self._snapshot_interval
-        bucket = ts // interval if interval else ts
-        if bucket != self._snapshot_bucket:
-            self._close_snapshot_bucket(bucket)
+        # the store gets the last point of each snapshot interval, built only when one closes; the
+        # interval's bounds are compared, not ts // interval (a division of 19-digit ints per bar)
+        if not self._bucket_low <= ts < self._bucket_high:
+            self._close_snapshot_bucket(ts)
         self._last_point = (ts, cash, equity, gross, open_positions)
 
     def _drop_bar(self, bar: Bar, last: int | None) -> None:
@@ -267,14 +268,18 @@ class Engine:
         self.dropped_bars += 1
         self.alerts.alert("warning", "bar dropped", detail, symbol=bar.symbol)
 
-    def _close_snapshot_bucket(self, bucket: int) -> None:
-        """A bar opened snapshot interval ``bucket``: save the previous interval's last point."""
+    def _close_snapshot_bucket(self, ts: int) -> None:
+        """A bar at ``ts`` opened a new snapshot interval: save the previous interval's last point."""
+        interval = self._snapshot_interval
+        bucket = ts // interval if interval else ts
         if self._last_point is not None:
             self.store.save_equity(EquitySnapshot(*self._last_point))
             self._save_account()
         if self.risk.version != self._risk_version:
             self._save_risk_state()
-        self._snapshot_bucket = bucket
+        # [low, high): the times of this interval (one instant when every bar timestamp is one)
+        self._bucket_low = bucket * interval if interval else ts
+        self._bucket_high = self._bucket_low + (interval if interval else 1)
 
     def _save_risk_state(self) -> None:
         self._risk_version = self.risk.version

@@ -47,11 +47,12 @@ class _SymbolSignals:
         self.last_features: dict[str, float] | None = None
         self.prediction: float | None = None
         self.current_regime = Regime.UNKNOWN
-        self.pending: list[float] = []  # closes observed, not yet given to the regime detector
+        # closes observed, not yet given to the regime detector (None: no detector)
+        self.pending: list[float] | None = [] if self.regime is not None else None
 
     def catch_up(self) -> None:
         """Feed the queued closes to the detector (in one batch) and take its regime."""
-        assert self.regime is not None  # only closes of an enabled detector are queued
+        assert self.regime is not None and self.pending is not None  # only an enabled detector queues
         self.current_regime = self.regime.update_closes(self.pending)
         self.pending = []
 
@@ -105,8 +106,8 @@ class SignalPipeline:
         s = self._symbols.get(bar.symbol)
         if s is None:
             s = self._symbols[bar.symbol] = _SymbolSignals(self.config)
-        if s.regime is not None:
-            pending = s.pending
+        pending = s.pending
+        if pending is not None:
             pending.append(bar.close)
             if len(pending) >= MAX_PENDING_CLOSES:
                 s.catch_up()

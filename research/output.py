@@ -242,7 +242,8 @@ def _column_cells(column: pd.Series) -> np.ndarray:
     dtype = column.dtype
     if _is_utc(dtype):
         ns = column.dt.as_unit("ns").dt.tz_localize(None).to_numpy().view(np.int64)
-        text = np.char.add(np.datetime_as_string(ns.view("datetime64[ns]"), unit="us"), "Z").astype(object)
+        stamps: np.ndarray[Any, np.dtype[np.datetime64]] = ns.view("datetime64[ns]")
+        text = np.array(np.datetime_as_string(stamps, unit="us", timezone="UTC").tolist() + [""], dtype=object)[:-1]
         text[ns == _NAT_NS] = ""
         return text
     if dtype == np.float64:

@@ -31,6 +31,7 @@ MAX_PLOT_POINTS = 5000
 LOG_AXIS_RATIO = 10.0
 """A value axis turns logarithmic when its largest positive value exceeds this multiple of its smallest."""
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+_BLOCK = 1 << 16  # values gathered at a time by downsample
 
 
 def downsample(series: pd.Series, max_points: int = MAX_PLOT_POINTS) -> pd.Series:
@@ -72,19 +73,25 @@ def downsample(series: pd.Series, max_points: int = MAX_PLOT_POINTS) -> pd.Serie
         return clean
     buckets = (max_points - 2) // 2
     values = clean.to_numpy(dtype=float)
-    # row i is in bucket i * buckets // n, so bucket b starts at ceil(b * n / buckets); per bucket
-    # the first minimum and the last maximum (ties as a stable sort by value would pick them).
-    # A loop over the buckets needs no temporary array of the curve's length: O(max_points) memory.
+    # row i is in bucket i * buckets // n, so bucket b starts at ceil(b * n / buckets) and holds
+    # n // buckets or one more rows. Per bucket: the first minimum and the last maximum (ties as a
+    # stable sort by value would pick them). Blocks of buckets are gathered into rows of equal
+    # width, a short bucket padded with its own last value (which changes neither choice), so
+    # the work is vectorised and no temporary is longer than _BLOCK values.
     starts = (np.arange(buckets + 1, dtype=np.int64) * n + buckets - 1) // buckets
-    keep = np.empty(2 * buckets + 2, dtype=np.int64)
-    keep[0], keep[1] = 0, n - 1
-    k = 2
-    for low, high in zip(starts[:-1].tolist(), starts[1:].tolist()):
-        part = values[low:high]
-        keep[k] = low + int(part.argmin())
-        keep[k + 1] = high - 1 - int(part[::-1].argmax())
-        k += 2
-    return clean.iloc[np.unique(keep)]
+    width = n // buckets + 1
+    step = max(1, _BLOCK // width)
+    offsets = np.arange(width, dtype=np.int64)
+    keep = [np.array([0, n - 1], dtype=np.int64)]
+    for first in range(0, buckets, step):
+        stop = min(first + step, buckets)
+        low, high = starts[first:stop], starts[first + 1:stop + 1]
+        index = np.minimum(low[:, None] + offsets, (high - 1)[:, None])
+        block = values[index]
+        rows = np.arange(len(low))
+        keep.append(index[rows, block.argmin(axis=1)])
+        keep.append(index[rows, width - 1 - block[:, ::-1].argmax(axis=1)])
+    return clean.iloc[np.unique(np.concatenate(keep))]
 
 
 def plot_times(index: pd.Index) -> list[str]:
