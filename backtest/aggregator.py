@@ -47,7 +47,6 @@ for the 37,543 bars of the shared 1-minute SPY file, at any timeframe.
 
 from __future__ import annotations
 
-import warnings
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
@@ -55,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backtest.calendar import ALWAYS_OPEN, CalendarError, calendar_for, check_calendar_name
+from backtest.calendar import ALWAYS_OPEN, CalendarError, calendar_for, exchange_calendar
 from backtest.sources import BarSeries, DataError
 from core.bars import bar_is_sound
 from core.events import Bar
@@ -68,7 +67,6 @@ DROP_REASONS = ("unsound", "duplicate", "out_of_order", "late", "outside_session
                 "spans_bucket_end")
 """Keys of :attr:`BarAggregator.dropped`, in the order the checks run."""
 
-_RANGE = ("1990-01-01", "2100-12-31")  # as backtest.calendar: sessions built per calendar
 
 
 def aggregation_problem(timeframe_ns: int, source_ns: int) -> str | None:
@@ -155,18 +153,10 @@ def sessions_of(calendar: str) -> Sessions:
         return known
     if calendar == ALWAYS_OPEN:
         raise CalendarError("the 24/7 calendar has no sessions")
-    import exchange_calendars as xcals  # lazy: see the module docstring
     import pandas as pd
 
-    check_calendar_name(calendar)
-    with warnings.catch_warnings():
-        # exchange-calendars 4.x reads tz-aware Series.values, which pandas >= 3.1 deprecates; not ours to fix
-        warnings.filterwarnings("ignore", message=".*values returning")
-        try:
-            cal = xcals.get_calendar(calendar, start=_RANGE[0], end=_RANGE[1])
-        except ValueError:  # a calendar whose recorded history starts later: its default range
-            cal = xcals.get_calendar(calendar)
-        schedule = cal.schedule
+    cal = exchange_calendar(calendar)
+    schedule = cal.schedule
     dates = pd.DatetimeIndex(schedule.index)
     labels = dates.tz_localize(cal.tz, nonexistent="shift_forward", ambiguous=True).tz_convert(None)
 

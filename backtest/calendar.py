@@ -31,6 +31,7 @@ process and kept as an array of session closes (ns UTC).
 from __future__ import annotations
 
 import warnings
+from typing import Any
 from bisect import bisect_right
 from collections.abc import Mapping
 
@@ -159,7 +160,18 @@ def next_close(calendar: str, ts: int) -> int:
     return closes[i]
 
 
-def _load_closes(calendar: str) -> tuple[int, list[int]]:
+def exchange_calendar(calendar: str) -> Any:
+    """The ``exchange_calendars`` calendar named ``calendar`` over this project's range (built once
+    per process and name; imported lazily).
+
+    Raises
+    ------
+    CalendarError
+        If exchange-calendars does not know the name.
+    """
+    known = _calendars.get(calendar)
+    if known is not None:
+        return known
     import exchange_calendars as xcals  # lazy: see the module docstring
 
     check_calendar_name(calendar)
@@ -170,10 +182,20 @@ def _load_closes(calendar: str) -> tuple[int, list[int]]:
             cal = xcals.get_calendar(calendar, start=_RANGE[0], end=_RANGE[1])
         except ValueError:  # a calendar whose recorded history starts later: its default range
             cal = xcals.get_calendar(calendar)
+        cal.schedule  # computed once here, under the warning filter
+    _calendars[calendar] = cal
+    return cal
+
+
+_calendars: dict[str, Any] = {}
+
+
+def _load_closes(calendar: str) -> tuple[int, list[int]]:
+    cal = exchange_calendar(calendar)
     closes = cal.closes.dt.tz_convert(None).to_numpy().astype("int64")
     first_open = cal.opens.dt.tz_convert(None).to_numpy().astype("int64")[0]
     return int(first_open), [int(v) for v in closes]
 
 
 __all__ = ["ALWAYS_OPEN", "CRYPTO_BASES", "CRYPTO_QUOTES", "CRYPTO_VENUES", "DEFAULT_CALENDAR", "CalendarError",
-           "calendar_for", "check_calendar_name", "is_crypto", "next_close"]
+           "calendar_for", "check_calendar_name", "exchange_calendar", "is_crypto", "next_close"]

@@ -11,7 +11,7 @@ so a bad file is fixed in one pass rather than one error per run.
 Speed and memory: a clean CSV (every number parses, every timestamp is canonical ISO-8601:
 ``YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm)``) streams through pyarrow's CSV reader in blocks of
 about 1 MiB, its timestamps parsed by Arrow, so loading needs little more memory than the
-columns it returns (1M one-minute bars of gzip CSV: about 0.4 s). Any other file goes through
+columns it returns (1M one-minute bars of gzip CSV: about 0.5 s). Any other file goes through
 pandas' typed C parser (exotic but valid timestamp spellings included) and, when a cell fails to
 parse, is re-read as text to say exactly what is wrong where. Both paths return the same values
 and report problems with the same messages.

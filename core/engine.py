@@ -102,7 +102,7 @@ class Engine:
         # Signals that can queue closes for their regime detector (``observe``, see
         # learning.pipeline) get them that way until someone subscribes to RegimeChanged: the
         # regime is then only computed when read, in batches, at half the cost.
-        self._observe: Callable[[Bar], None] | None = getattr(signals, "observe", None)
+        self._observe: Callable[[Bar], None] | None = signals.observe if signals is not None else None
         self._handlers: dict[type, Callable[[Any], None]] = {
             Bar: self._on_bar, TimerFired: self._on_timer, OrderAccepted: self._on_accepted,
             OrderRejected: self._on_rejected, OrderCanceled: self._on_canceled, OrderExpired: self._on_expired,
@@ -168,10 +168,6 @@ class Engine:
         if event_type is RegimeChanged:
             self._observe = None  # changes are wanted bar by bar from now on
 
-    def pending_quantity(self, symbol: str) -> float:
-        """Signed shares in working orders for ``symbol`` (entries and exits)."""
-        return self.book.pending(symbol)
-
     def finish(self) -> None:
         """Write the last equity, risk, account and learner snapshots and flush the store (end of
         replay or shutdown), so a restart resumes exactly here."""
@@ -213,7 +209,7 @@ class Engine:
         venue = self.venue
         # a venue that says it is idle (the paper broker with no working order) is not called:
         # such a bar cannot fill or expire anything
-        if venue is not None and not getattr(venue, "idle", False):
+        if venue is not None and not venue.idle:
             for event in venue.on_bar(bar):
                 self.handle(event)
         portfolio = self.portfolio

@@ -77,9 +77,12 @@ class SimulatedVenue(Protocol):
     model), in replay and in live paper trading alike. A real broker has no venue.
 
     ``on_bar`` returns the fills (and expiries) the bar causes, in order; it is called before the
-    bar is marked, with orders submitted before the bar started only (no look-ahead).
+    bar is marked, with orders submitted before the bar started only (no look-ahead). ``idle`` is
+    True while nothing works (no order, nothing tracked): the engine then skips the call.
     """
 
+    @property
+    def idle(self) -> bool: ...
     def on_bar(self, bar: Bar) -> Sequence[Any]: ...
 
 
@@ -155,9 +158,12 @@ class SignalModel(Protocol):
     """Features, regime and online-learner predictions per symbol (implemented in ``learning/``).
 
     ``on_bar`` updates everything for ``bar.symbol`` and returns the new regime when it changed.
+    ``observe`` is the cheaper form while nobody listens for regime changes: the bar's close is
+    queued and the regime computed in a batch when read (same values).
     """
 
     def on_bar(self, bar: Bar) -> tuple[Regime, Regime] | None: ...
+    def observe(self, bar: Bar) -> None: ...
     def features(self, symbol: str) -> dict[str, float] | None: ...
     def prediction(self, symbol: str) -> float | None: ...
     def regime(self, symbol: str) -> Regime: ...

@@ -212,7 +212,8 @@ def run_replay_job(config: AppConfig, series: list[BarSeries], out_dir: Path | N
             progress(n)
 
     with _SignalGuard() as guard:
-        store = SqlStore(store_config or config.state, account=run_id)
+        # a replay has no broker to protect: its breaker-state rows ride the batched flush
+        store = SqlStore(store_config or config.state, account=run_id, durable_state=False)
         try:
             store.start_run(run_id, "replay", strategy.strategy_id, strategy.params.model_dump(), config_hash,
                             hash_of_data, to_nanos(now))

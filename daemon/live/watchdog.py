@@ -21,10 +21,11 @@ def exchange_open(symbol: str) -> Callable[[int], bool]:
     name = calendar_for(symbol)
     if name == "24/7":
         return lambda ts: True
-    import exchange_calendars as xcals
     import pandas as pd
 
-    calendar = xcals.get_calendar(name)
+    from backtest.calendar import exchange_calendar
+
+    calendar = exchange_calendar(name)
 
     def is_open(ts: int) -> bool:
         minute = pd.Timestamp(ts, unit="ns", tz="UTC").floor("min")

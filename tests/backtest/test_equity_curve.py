@@ -42,6 +42,8 @@ def test_handle_bars_contains_a_failing_step_and_refuses_what_is_not_a_bar() -> 
     calls = []
 
     class FlakyVenue:
+        idle = False  # core.ports.SimulatedVenue
+
         def on_bar(self, bar: Bar) -> tuple[()]:
             calls.append(bar)
             if len(calls) == 2:

@@ -57,7 +57,8 @@ def test_the_queue_is_bounded_and_switching_to_on_bar_catches_up_first() -> None
     for bar in bars[:-1]:
         lazy.observe(bar)
         reference.update(bar)
-    assert len(lazy._symbols["A"].pending) < MAX_PENDING_CLOSES  # caught up on its own once
+    pending = lazy._symbols["A"].pending
+    assert pending is not None and len(pending) < MAX_PENDING_CLOSES  # caught up on its own once
     change = lazy.on_bar(bars[-1])  # someone subscribed: on_bar again, queued closes first
     reference.update(bars[-1])
     assert lazy.regime("A") is reference.regime
