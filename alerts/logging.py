@@ -26,11 +26,26 @@ import structlog
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["OWN_LOGGERS", "collapse_repeats", "configure_logging", "log_to_console"]
+__all__ = ["OWN_LOGGERS", "collapse_repeats", "configure_logging", "log_to_console", "redact_in_logs"]
 
 OWN_LOGGERS = "tradingd"
 """Prefix of tradingd's own logger names; every other logger is third-party."""
 _THIRD_PARTY_FLOOR = logging.WARNING
+_SECRETS: set[str] = set()  # values no log line may contain (API keys): replaced by "***"
+
+
+def redact_in_logs(*values: str) -> None:
+    """Never print these values (API keys, tokens) in any log line of this process, whoever logs
+    them (tradingd or a third-party library): they are replaced by ``***`` when a line is rendered.
+    Values shorter than 6 characters are ignored (they would mangle ordinary text)."""
+    _SECRETS.update(v for v in values if v and len(v) >= 6)
+
+
+def _redact(line: str) -> str:
+    for secret in _SECRETS:
+        if secret in line:
+            line = line.replace(secret, "***")
+    return line
 
 
 class _Output(logging.Handler):
@@ -50,6 +65,8 @@ class _Output(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record)
+            if _SECRETS:
+                line = _redact(line)
             console = self.console
             if console is not None:
                 from rich.text import Text

@@ -7,24 +7,44 @@ time, so a decision taken at a bar's close can only trade from the next bar's op
 look-ahead, also with several symbols whose bars share a timestamp). Prices and fees come from
 :class:`backtest.fill_model.FillModel`.
 
-Fill rules against a bar (``open``/``high``/``low`` USD), before slippage and the participation cap:
+Fill rules against a bar (``open``/``high``/``low``/``close`` USD), before slippage and the
+participation cap:
 
-========== ====================================== ===========================================
-type        buy                                    sell
-========== ====================================== ===========================================
-MARKET      ``open``                               ``open``
-LIMIT       ``open`` if open <= limit, else        ``open`` if open >= limit, else ``limit``
-            ``limit`` if low <= limit, else none   if high >= limit, else none
-STOP        ``open`` if open >= stop (gap), else   ``open`` if open <= stop (gap), else
-            ``stop`` if high >= stop, else none    ``stop`` if low <= stop, else none
-========== ====================================== ===========================================
+========== ========================================== ==========================================
+type        buy                                        sell
+========== ========================================== ==========================================
+MARKET      ``open``                                   ``open``
+LIMIT       ``open`` if open <= limit, else            ``open`` if open >= limit, else ``limit``
+            ``limit`` if low <= limit, else none       if high >= limit, else none
+STOP        ``open`` if open >= stop (gap), else       ``open`` if open <= stop (gap), else
+            ``stop`` if high >= stop, else none        ``stop`` if low <= stop, else none
+STOP_LIMIT  none until a bar with high >= stop         none until a bar with low <= stop
+            triggers it, then LIMIT from that bar      triggers it, then LIMIT from that bar
+            on. On the trigger bar: open >= stop       on. On the trigger bar: open <= stop
+            (gap): the LIMIT rule on the whole bar;    (gap): the LIMIT rule on the whole bar;
+            else ``stop`` if limit >= stop (capped     else ``stop`` if limit <= stop (floored
+            at limit); else ``limit`` if close <=      at limit); else ``limit`` if close >=
+            limit; else none                           limit; else none
+========== ========================================== ==========================================
 
 Slippage is always adverse; for a LIMIT order it never makes the price worse than the limit. A
 fill's ``slippage`` is its USD cost, ``quantity * |price - reference|`` with the reference price of
 the table (0 for a limit touched intrabar, filled at its limit). A triggered STOP becomes a market
 order: a remainder left by the participation cap fills at later bars' opens. A LIMIT remainder
-stays a limit order. The cap applies per order, not per symbol; the commission minimum is charged
-once per order (see :class:`backtest.fill_model.FillConfig`).
+stays a limit order, and so does a triggered STOP_LIMIT (also when the trigger bar filled nothing).
+The cap applies per order, not per symbol; the commission minimum is charged once per order (see
+:class:`backtest.fill_model.FillConfig`).
+
+The STOP_LIMIT trigger-bar rule is conservative because a bar does not say whether its high or
+its low came first. A gap through the stop triggers at the open, so the whole bar comes after the
+trigger and the LIMIT rule holds as for a resting limit. A stop reached intrabar (buy) is crossed
+at ``stop``: a limit at or above it is marketable there and fills at the stop (slippage capped at
+the limit). A limit below the stop needs the price to fall back after the trigger, and of the
+bar's prices only the close is known to come after it: the order fills at ``limit`` only when
+the close is at or through the limit; a low under the limit may have come before the trigger and
+fills nothing. Sells mirror this. The trigger is remembered by the broker only: after
+:meth:`PaperBroker.restore` a STOP or STOP_LIMIT with nothing filled must trigger again (one that
+has partly filled counts as triggered).
 
 Time in force and expiry (``expiry`` = when the order stops working, epoch ns UTC):
 
@@ -64,8 +84,11 @@ _NO_FILLS: tuple[OrderFilled, ...] = ()
 _NEVER = 2**63 - 1
 """Expiry of an order that never expires (later than any valid ns timestamp)."""
 
-_MARKET, _LIMIT, _STOP = 0, 1, 2
-_KINDS = {OrderType.MARKET: _MARKET, OrderType.LIMIT: _LIMIT, OrderType.STOP: _STOP}
+_MARKET, _LIMIT, _STOP, _STOP_LIMIT = 0, 1, 2, 3
+_KINDS = {OrderType.MARKET: _MARKET, OrderType.LIMIT: _LIMIT, OrderType.STOP: _STOP,
+          OrderType.STOP_LIMIT: _STOP_LIMIT}
+_TRIGGERED = {_STOP: _MARKET, _STOP_LIMIT: _LIMIT}
+"""How a stop order trades once its stop was reached."""
 
 VenueEvent = OrderFilled | OrderExpired
 """What :meth:`PaperBroker.on_bar` emits."""
@@ -75,7 +98,7 @@ class _Working:
     """The broker's own copy of one working order (the engine's :class:`Order` is never mutated)."""
 
     __slots__ = ("client_order_id", "broker_order_id", "symbol", "side", "buy", "kind", "quantity",
-                 "limit", "stop", "ts_submitted", "cum", "fills", "triggered", "expires", "day")
+                 "limit", "stop", "ts_submitted", "cum", "fills", "expires", "day")
 
     def __init__(self, order: Order, broker_order_id: str, kind: int, ts: int, expires: int, day: bool) -> None:
         self.client_order_id = order.client_order_id
@@ -83,14 +106,13 @@ class _Working:
         self.symbol = order.symbol
         self.side = order.side
         self.buy = order.side is Side.BUY
-        self.kind = kind
+        self.kind = kind  # how it trades now: a triggered STOP as _MARKET, a triggered STOP_LIMIT as _LIMIT
         self.quantity = float(order.quantity)
         self.limit = order.limit_price
         self.stop = order.stop_price
         self.ts_submitted = ts
         self.cum = 0.0  # shares filled so far
         self.fills = 0  # fills emitted so far (fill ids count from 1)
-        self.triggered = False  # a STOP whose stop was reached now trades as a market order
         self.expires = expires  # ns UTC; _NEVER for none
         self.day = day  # the expiry is the DAY session close (else max_order_age)
 
@@ -187,9 +209,9 @@ class PaperBroker:
         list
             ``[OrderAccepted(client_order_id, broker_order_id=f"{id_prefix}-{n}")]``, or
             ``[OrderRejected(client_order_id, reason)]`` when the quantity is not a positive finite
-            number of shares, a LIMIT lacks ``limit_price``, a STOP lacks ``stop_price``, a given
-            price is not a positive finite USD amount, the order type is unknown, the
-            ``client_order_id`` was accepted before (rejected ids may be reused), or a DAY order's
+            number of shares, a LIMIT lacks ``limit_price``, a STOP lacks ``stop_price``, a
+            STOP_LIMIT lacks either, a given price is not a positive finite USD amount, the order
+            type is unknown, the ``client_order_id`` was accepted before (rejected ids may be reused), or a DAY order's
             calendar has no session close after ``ts``.
         """
         reason = self._invalid(order)
@@ -226,8 +248,10 @@ class PaperBroker:
         The remainder (``quantity - filled_quantity``) works from the order's original submission
         time (``ts_created``; DAY expiry counts from it). Fills after a restart get ids
         ``f"{broker_order_id}-r{restart_ts}-{k}"``, so they can never collide with fill ids stored
-        before the restart (the store ignores a repeated fill id). Unlike :meth:`submit` nothing
-        is answered: the engine already knows the order.
+        before the restart (the store ignores a repeated fill id). A STOP or STOP_LIMIT that has
+        partly filled was triggered and works as a market or limit order; one with nothing filled
+        waits for its stop again. Unlike :meth:`submit` nothing is answered: the engine already
+        knows the order.
         """
         if order.client_order_id in self._orders or not order.is_open:
             return
@@ -244,6 +268,8 @@ class PaperBroker:
         broker_id = order.broker_order_id or f"{self.id_prefix}-restored-{order.client_order_id}"
         working = _Working(order, f"{broker_id}-r{restart_ts}", _KINDS[order.order_type], ts, expires, day)
         working.cum = float(order.filled_quantity)
+        if working.cum > 0.0:  # only a triggered stop fills
+            working.kind = _TRIGGERED.get(working.kind, working.kind)
         self._seen.add(working.client_order_id)
         self._orders[working.client_order_id] = working
         self.idle = False
@@ -330,6 +356,11 @@ class PaperBroker:
             return "limit order requires limit_price"
         if kind == _STOP and order.stop_price is None:
             return "stop order requires stop_price"
+        if kind == _STOP_LIMIT:
+            missing = [name for name, price in (("stop_price", order.stop_price), ("limit_price", order.limit_price))
+                       if price is None]
+            if missing:
+                return f"stop_limit order requires stop_price and limit_price, {' and '.join(missing)} missing"
         for name, price in (("limit_price", order.limit_price), ("stop_price", order.stop_price)):
             if price is not None and not _positive_finite(price):
                 return f"{name} must be a positive finite USD price, got {price!r}"
@@ -428,25 +459,32 @@ class PaperBroker:
 
     def _price(self, w: _Working, bar: Bar, prev_range: float) -> tuple[float, float] | None:
         """``(fill price after slippage, reference price before it)`` of ``w`` on ``bar``, or None
-        if the bar does not reach the order."""
-        model = self.model
+        if the bar does not reach the order (rules: the module docstring's table)."""
         kind = w.kind
-        if kind == _MARKET or w.triggered:
-            return model.slipped_price(w.side, bar.open, prev_range), bar.open
+        if kind == _MARKET:
+            return self.model.slipped_price(w.side, bar.open, prev_range), bar.open
         if kind == _LIMIT:
-            limit = w.limit
-            assert limit is not None  # checked by submit
-            if w.buy:
-                if bar.open <= limit:
-                    return model.slipped_price(w.side, bar.open, prev_range, limit), bar.open
-                if bar.low <= limit:
-                    return limit, limit  # touched intrabar: filled at the limit, no better, no worse
-                return None
-            if bar.open >= limit:
-                return model.slipped_price(w.side, bar.open, prev_range, limit), bar.open
-            if bar.high >= limit:
-                return limit, limit
+            return self._limit_price(w, bar, prev_range)
+        if kind == _STOP:
+            return self._stop_price(w, bar, prev_range)
+        return self._stop_limit_price(w, bar, prev_range)
+
+    def _limit_price(self, w: _Working, bar: Bar, prev_range: float) -> tuple[float, float] | None:
+        limit = w.limit
+        assert limit is not None  # checked by submit
+        if w.buy:
+            if bar.open <= limit:
+                return self.model.slipped_price(w.side, bar.open, prev_range, limit), bar.open
+            if bar.low <= limit:
+                return limit, limit  # touched intrabar: filled at the limit, no better, no worse
             return None
+        if bar.open >= limit:
+            return self.model.slipped_price(w.side, bar.open, prev_range, limit), bar.open
+        if bar.high >= limit:
+            return limit, limit
+        return None
+
+    def _stop_price(self, w: _Working, bar: Bar, prev_range: float) -> tuple[float, float] | None:
         stop = w.stop
         assert stop is not None  # checked by submit
         if w.buy:
@@ -462,8 +500,33 @@ class PaperBroker:
             reference = stop
         else:
             return None
-        w.triggered = True
-        return model.slipped_price(w.side, reference, prev_range), reference
+        w.kind = _MARKET  # triggered: a remainder trades at later opens
+        return self.model.slipped_price(w.side, reference, prev_range), reference
+
+    def _stop_limit_price(self, w: _Working, bar: Bar, prev_range: float) -> tuple[float, float] | None:
+        stop, limit = w.stop, w.limit
+        assert stop is not None and limit is not None  # checked by submit
+        if w.buy:
+            if bar.high < stop:
+                return None
+            w.kind = _LIMIT  # triggered: a limit order from this bar on
+            if bar.open >= stop:
+                return self._limit_price(w, bar, prev_range)  # triggered at the open: all the bar is after it
+            if limit >= stop:  # marketable where the stop was crossed
+                return self.model.slipped_price(w.side, stop, prev_range, limit), stop
+            if bar.close <= limit:  # the close is the one price known to follow the trigger
+                return limit, limit
+            return None
+        if bar.low > stop:
+            return None
+        w.kind = _LIMIT
+        if bar.open <= stop:
+            return self._limit_price(w, bar, prev_range)
+        if limit <= stop:
+            return self.model.slipped_price(w.side, stop, prev_range, limit), stop
+        if bar.close >= limit:
+            return limit, limit
+        return None
 
 
 __all__ = ["PaperBroker", "VenueEvent"]

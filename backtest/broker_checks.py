@@ -7,8 +7,10 @@ check                                       what must hold                      
 =========================================== =============================================== ======
 ``submit_answers_accepted_or_rejected``     a submit is answered by exactly one accepted or
                                             rejected for its ``client_order_id``, first
-``invalid_order_rejected_not_raised``       a zero, negative or NaN quantity, or a LIMIT
-                                            without a price, is rejected, never raised
+``invalid_order_rejected_not_raised``       a zero, negative or NaN quantity, a LIMIT
+                                            without a price, or a STOP_LIMIT without its
+                                            stop or its limit price, is rejected, never
+                                            raised
 ``duplicate_client_order_id_rejected``      a second submit of a working id is rejected and
                                             leaves the first order working
 ``rejected_id_may_be_reused``               after a rejection the same id may be submitted
@@ -188,8 +190,9 @@ class _Run:
 
     def order(self, *, client_order_id: str | None = None, quantity: float | None = None,
               order_type: OrderType = OrderType.MARKET, limit: float | None | object = _RESTING,
-              side: Side = Side.BUY) -> Order:
-        """A GTC order of the settings' symbol; a LIMIT buy rests at half the price by default."""
+              stop: float | None = None, side: Side = Side.BUY) -> Order:
+        """A GTC order of the settings' symbol; a LIMIT buy rests at half the price by default;
+        ``stop`` is the stop price (USD) of a STOP or STOP_LIMIT."""
         if client_order_id is None:
             self.count += 1
             client_order_id = f"{self.s.id_prefix}-{self.name}-{self.count}"
@@ -198,7 +201,8 @@ class _Run:
         assert limit is None or isinstance(limit, float)
         command = SubmitOrder(client_order_id=client_order_id, strategy_id="broker-check", symbol=self.s.symbol,
                               side=side, quantity=self.s.quantity if quantity is None else quantity,
-                              order_type=order_type, limit_price=limit, time_in_force=TimeInForce.GTC,
+                              order_type=order_type, limit_price=limit, stop_price=stop,
+                              time_in_force=TimeInForce.GTC,
                               reason=self.name, ts_event=self.ts, ts_init=self.ts)
         return Order(command)
 
@@ -271,12 +275,18 @@ def _submit_answers_accepted_or_rejected(run: _Run) -> None:
 
 
 def _invalid_order_rejected_not_raised(run: _Run) -> None:
+    # the stop-limit buys' given prices never trade (limit at half, stop at twice the price), so a
+    # broker that wrongly accepts one leaves a resting order, not a position, on a real account
+    resting, far = run.s.price * 0.5, run.s.price * 2.0
     for order in (run.order(quantity=0.0), run.order(quantity=-5.0), run.order(quantity=math.nan),
-                  run.order(order_type=OrderType.LIMIT, limit=None)):
+                  run.order(order_type=OrderType.LIMIT, limit=None),
+                  run.order(order_type=OrderType.STOP_LIMIT, limit=resting, stop=None),
+                  run.order(order_type=OrderType.STOP_LIMIT, limit=None, stop=far)):
         answer = run.answer(run.submit(order), order.client_order_id)
         if not isinstance(answer, OrderRejected):
-            raise run.fail(f"invalid order {order.client_order_id!r} (quantity {order.quantity!r}, "
-                           f"limit {order.limit_price!r}) was {type(answer).__name__}, not rejected")
+            raise run.fail(f"invalid {order.order_type.value} order {order.client_order_id!r} (quantity "
+                           f"{order.quantity!r}, limit {order.limit_price!r}, stop {order.stop_price!r}) was "
+                           f"{type(answer).__name__}, not rejected")
 
 
 def _duplicate_client_order_id_rejected(run: _Run) -> None:

@@ -1,8 +1,9 @@
 """Fill model of the simulated broker: slippage, commission and the volume participation cap.
 
 Pure arithmetic, no state: :class:`backtest.broker.PaperBroker` decides *whether* and *at which
-reference price* an order fills against a bar, and asks :class:`FillModel` what that costs. Replay and
-live paper trading share both, so fill logic exists exactly once (DESIGN.md "Layout").
+reference price* an order fills against a bar (MARKET, LIMIT, STOP and STOP_LIMIT: the fill-rule table
+in :mod:`backtest.broker`), and asks :class:`FillModel` what that costs. Replay and live paper trading
+share both, so fill logic exists exactly once (DESIGN.md "Layout").
 
 Units: prices and commissions USD, quantities and volumes shares, ``_bps`` = 1/10,000 and plain
 rates are fractions (0.01 = 1 %).
@@ -178,12 +179,12 @@ class FillModel:
         side : Side
             Order side.
         price : float
-            Reference price in USD (the bar open, a touched limit or a triggered stop).
+            Reference price in USD (the bar open, a touched limit or a triggered stop's stop price).
         prev_range_fraction : float
             ``(high - low) / close`` of the symbol's previous bar, for the volatility term.
         limit : float or None
-            Limit price in USD of a LIMIT order: slippage never makes the fill worse than it
-            (a buy pays at most ``limit``, a sell receives at least ``limit``).
+            Limit price in USD of a LIMIT order or a triggered STOP_LIMIT: slippage never makes
+            the fill worse than it (a buy pays at most ``limit``, a sell receives at least ``limit``).
 
         Returns
         -------

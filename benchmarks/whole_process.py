@@ -4,6 +4,7 @@ same file for comparison.
 
 Run:  .venv/bin/python benchmarks/whole_process.py [--bars 300000] [--repeat 3] [--no-backtrader]
       .venv/bin/python benchmarks/whole_process.py --bars 1000000 --repeat 1 --no-backtrader
+      .venv/bin/python benchmarks/whole_process.py --bars 3000000 --growth-from 1000000 --repeat 1 --no-backtrader
 
 The data is one symbol of one-minute bars, a seeded geometric random walk written like our data
 files: ``timestamp,open,high,low,close,volume`` as gzip CSV with ISO-8601 timestamps carrying a
@@ -15,6 +16,9 @@ Each timed run is a fresh subprocess: ``tradingd replay --config config.toml --d
 --no-progress`` (default outputs, report included), in a fresh temporary folder. Figures: wall
 time, bars/s (bars / wall time) and the child's peak RSS (``ru_maxrss`` of that child alone, read
 with ``os.wait4``). The machine may be shared: each figure is the best of ``--repeat`` runs.
+With ``--growth-from N`` tradingd also replays an N-bar file and the peak RSS growth per bar is
+printed, ``(peak(bars) - peak(N)) / (bars - N)`` in bytes: what each further bar costs, without
+the fixed cost of imports and the report (1 MB = 2**20 bytes here).
 
 backtrader (``pip install backtrader`` into .venv; it is not a dependency of tradingd) runs the
 same strategy on the same file in its own subprocess: pandas reads the file, a ``PandasData`` feed
@@ -159,7 +163,11 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()), help="where the data file is kept")
     parser.add_argument("--keep", type=Path, default=None, help="copy the last run's output folder here")
     parser.add_argument("--no-backtrader", action="store_true", help="skip the backtrader comparison")
+    parser.add_argument("--growth-from", type=int, default=None, metavar="N",
+                        help="also replay N bars and print the peak RSS growth per bar between N and --bars")
     args = parser.parse_args()
+    if args.growth_from is not None and not 0 < args.growth_from < args.bars:
+        parser.error(f"--growth-from must be between 0 and --bars ({args.bars:,}), got {args.growth_from:,}")
 
     data = make_file(args.bars, args.seed, args.cache)
     size = data.stat().st_size / 1e6
@@ -169,6 +177,14 @@ def main() -> None:
     wall, rss = min(w for w, _ in runs), min(r for _, r in runs)
     print(f"{'tradingd':<11} {wall:>7.2f} s  {args.bars / wall:>10,.0f} bars/s  peak RSS {rss:>6,.0f} MB  "
           f"(runs: {', '.join(f'{w:.2f}' for w, _ in runs)} s)")
+    if args.growth_from is not None:
+        small = make_file(args.growth_from, args.seed, args.cache)
+        small_runs = [run_tradingd(small, None) for _ in range(args.repeat)]
+        small_wall, small_rss = min(w for w, _ in small_runs), min(r for _, r in small_runs)
+        growth = (rss - small_rss) * 2**20 / (args.bars - args.growth_from)
+        print(f"{'':<11} {small_wall:>7.2f} s  {args.growth_from / small_wall:>10,.0f} bars/s  peak RSS "
+              f"{small_rss:>6,.0f} MB  with {args.growth_from:,} bars")
+        print(f"peak RSS growth {growth:,.0f} bytes a bar between {args.growth_from:,} and {args.bars:,} bars")
     if args.no_backtrader:
         return
     if not backtrader_installed():

@@ -22,6 +22,7 @@ class OrderType(str, Enum):
     MARKET = "market"
     LIMIT = "limit"
     STOP = "stop"
+    STOP_LIMIT = "stop_limit"  # a stop that, once triggered, works as a limit at limit_price
 
 
 class TimeInForce(str, Enum):

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, HelpGroup, with_defaults
-from daemon import live_cli  # typer and rich only at import time
+from daemon import live_cli, optimize_cli, reconcile_cli  # typer and rich only at import time
+from daemon.data_cli import data_app  # typer and rich only at import time
 from daemon.mqtt_cli import mqtt_app  # typer and rich only at import time
 from daemon.runs import runs_app  # imports typer and rich only; its commands import the rest
 
@@ -487,7 +488,10 @@ def _send(config: Path | None, account: str, verb: str, reason: str, db: str | N
 
 app.add_typer(runs_app, name="runs")
 app.add_typer(mqtt_app, name="mqtt")
+app.add_typer(data_app, name="data")
 live_cli.register(app)
+reconcile_cli.register(app)
+optimize_cli.register(app)
 
 
 def main() -> None:  # console script entry point

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backtest.fill_model import FillConfig
 from backtest.spec import ReplayConfig, RunSpec
+from daemon.adapters.alpaca.config import AlpacaConfig
 from daemon.adapters.mqtt_config import MqttConfig
 from daemon.live.config import LiveConfig
 from core.time import parse_timeframe
@@ -122,6 +123,8 @@ class AppConfig(_Section):
     output: OutputSection = OutputSection()
     live: LiveConfig = LiveConfig()
     mqtt: MqttConfig | None = Field(None, description="[mqtt]: bars in, telemetry out, control (absent: off)")
+    alpaca: AlpacaConfig = Field(AlpacaConfig(), description="[alpaca]: broker and market data (keys from the "
+                                 "environment, never here)")
     base_dir: Path = Field(Path("."), exclude=True, description="folder of the config file (for relative paths)")
     origin: str = Field("built-in defaults", exclude=True, description="the file read, or 'built-in defaults'")
     options: dict[str, str] = Field(default_factory=dict, exclude=True,
@@ -298,6 +301,14 @@ def _conflicts(config: AppConfig, raw: Mapping[str, Any]) -> list[str]:
         problems.append(f"{ours} conflicts with [risk] allow_short = false{risk_from}: the risk engine would "
                         "deny every short entry the strategy makes; set [risk] allow_short = true as well, or "
                         "drop the strategy's allow_short")
+    live = config.live
+    if live.mode == "live" and live.broker != "alpaca":
+        problems.append('[live] mode = "live" needs [live] broker = "alpaca": the paper broker trades no money')
+    if live.mode == "live" and not config.alpaca.live_account_number:
+        problems.append('[live] mode = "live" needs [alpaca] live_account_number = "<your Alpaca account number>": '
+                        "the confirmation that this configuration trades real money on that account")
+    if live.feed == "alpaca" and not config.alpaca.symbols:
+        problems.append('[live] feed = "alpaca" needs [alpaca] symbols = ["SPY", ...]: the symbols to stream')
     return problems
 
 

@@ -32,8 +32,13 @@ def _load(config: Path | None, overrides: dict[str, Any]) -> Any:
 def run(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", metavar="FILE", show_default=False,
                                                    help="TOML configuration (default ./config.toml if present).")] = None,
-    feed: Annotated[Optional[str], typer.Option(metavar="file|mqtt", show_default=False,
+    feed: Annotated[Optional[str], typer.Option(metavar="file|mqtt|alpaca", show_default=False,
                                                 help="Where bars come from (default [live] feed = file).")] = None,
+    broker: Annotated[Optional[str], typer.Option(metavar="paper|alpaca", show_default=False,
+                                                  help="Where orders go (default [live] broker = paper). "
+                                                       "alpaca: keys from ALPACA_API_KEY_ID / "
+                                                       "ALPACA_API_SECRET_KEY; paper account unless [live] "
+                                                       "mode = \"live\".")] = None,
     speed: Annotated[Optional[float], typer.Option(metavar="N", show_default=False,
                                                    help="File feed: bar-seconds per second (default [live] speed "
                                                         "= 600); 0 = as fast as possible.")] = None,
@@ -46,19 +51,21 @@ def run(
     exit_at_end: Annotated[bool, typer.Option("--exit-at-end", show_default=False,
                                               help="Stop when the file feed has no more bars.")] = False,
 ) -> None:
-    """Run the live node: recover the account, then trade bars from the paced file feed or MQTT
-    through the same engine as `replay`, with the paper broker. Ctrl-C / SIGTERM stop it cleanly."""
+    """Run the live node: recover the account (with Alpaca: reconcile it with the broker), then trade
+    bars from the paced file feed, MQTT or Alpaca's stream through the same engine as `replay`,
+    with the paper broker or Alpaca. Ctrl-C / SIGTERM stop it cleanly."""
     import asyncio
 
     from backtest.sources import DataError
     from daemon.config import ConfigError
+    from daemon.live.alpaca_session import AlpacaStartupError
     from daemon.live.app import describe, open_session
     from daemon.replay_job import load_data
     from state.db import StoreError
     from state.recovery import RecoveryError
 
     try:
-        cfg = _load(config, {"live.feed": feed, "live.speed": speed, "live.account": account,
+        cfg = _load(config, {"live.feed": feed, "live.broker": broker, "live.speed": speed, "live.account": account,
                              "live.clock": clock, "state.database_url": db})
         from alerts.logging import configure_logging
 
@@ -66,16 +73,20 @@ def run(
         series = load_data(cfg) if cfg.live.feed == "file" else None
         extra = _live_parts(cfg)
         session = open_session(cfg, cfg.live, series=series, **extra)
-    except (ConfigError, DataError, StoreError, RecoveryError) as exc:
+    except (ConfigError, DataError, StoreError, RecoveryError, AlpacaStartupError) as exc:
         _fail(str(exc))
         return
     if cfg.live.feed == "mqtt" or cfg.mqtt is not None:
         _attach_mqtt(cfg, session)
     _attach_operations(cfg, session, extra["notifier"])
-    console.print(f"tradingd run: {cfg.live.mode} account [bold]{cfg.live.account}[/], feed {cfg.live.feed}, "
+    console.print(f"tradingd run: {cfg.live.mode} account [bold]{cfg.live.account}[/], broker {cfg.live.broker}, "
+                  f"feed {cfg.live.feed}, "
                   f"session {session.session_id}; recovery: {describe(session)}", highlight=False, soft_wrap=True)
     try:
         asyncio.run(session.node.run(stop_when_feeds_end=exit_at_end))
+    except AlpacaStartupError as exc:  # the startup reconciliation could not be done: nothing traded
+        _fail(str(exc))
+        return
     finally:
         session.close()
     node = session.node
@@ -229,6 +240,8 @@ def status(
         name = cfg.live.account
         with SqlStore(cfg.state, account=name) as store:
             restored = load_restored(store, name, starting_cash=cfg.replay.starting_cash)
+            reconciliation = store.last_reconciliation(name)
+            binding = store.broker_account(name)
     except (StoreError, RecoveryError) as exc:
         _fail(str(exc))
         return
@@ -249,6 +262,8 @@ def status(
                         for o in restored.open_orders],
         "last_bar": {s: iso(ts) for s, ts in sorted(restored.last_bar_ts.items())},
         "equity": restored.cash + sum(p.quantity * p.mark for p in restored.positions),
+        "broker": {**(binding or {"broker": "paper"}), "connection": "unknown (no daemon answered)",
+                   "last_reconciliation": reconciliation},
     }
     console.print_json(json.dumps(report))
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from research.metrics import BLOCK
+
 __all__ = ["AUTO", "EQUAL_WEIGHT", "EQUAL_WEIGHT_HOLD", "NONE", "BenchmarkCurve", "BenchmarkError",
            "benchmark_curve", "build_benchmark", "buy_and_hold", "equal_weight_monthly", "resolve_benchmark"]
 
@@ -65,23 +67,60 @@ class BenchmarkCurve:
     exposure: pd.Series
 
 
-def _asof_prices(close: pd.Series, symbol: str, index: pd.DatetimeIndex) -> np.ndarray:
-    """Return the last known close at or before each timestamp of ``index`` (NaN before the first)."""
+@dataclass(frozen=True)
+class _Closes:
+    """One symbol's validated closes: positive float USD, sorted, NaN dropped, UTC index.
+    ``aligned`` when its stamps are exactly the (unique) valuation index, so the last known close
+    at each point is the close itself."""
+
+    values: np.ndarray
+    index: pd.DatetimeIndex
+    aligned: bool
+
+
+def _same_stamps(a: pd.DatetimeIndex, b: pd.DatetimeIndex) -> bool:
+    """Whether two indexes hold the same stamps in the same unit, compared a block at a time."""
+    if a.dtype != b.dtype or len(a) != len(b):
+        return False
+    left, right = a.asi8, b.asi8
+    return all(np.array_equal(left[low:low + BLOCK], right[low:low + BLOCK]) for low in range(0, len(left), BLOCK))
+
+
+def _closes(close: pd.Series, symbol: str, index: pd.DatetimeIndex) -> _Closes:
+    """Validate ``close`` for valuation on ``index`` (UTC, sorted), without copying it when it
+    is float64 without NaN."""
     if not isinstance(close.index, pd.DatetimeIndex) or close.index.tz is None:
         raise ValueError(f"closes[{symbol!r}] must have a timezone-aware DatetimeIndex")
-    clean = close.astype(float).dropna()
-    if (clean <= 0).any():
+    clean = close.astype(float)  # float64 already: a view
+    if clean.hasnans:
+        clean = clean.dropna()
+    if len(clean) and clean.min() <= 0:
         raise ValueError(f"closes[{symbol!r}] contains non-positive prices")
     if not clean.index.is_monotonic_increasing:
         clean = clean.sort_index(kind="stable")
     clean_index = pd.DatetimeIndex(clean.index).tz_convert("UTC")
+    aligned = index.is_unique and _same_stamps(clean_index, index)
+    return _Closes(clean.to_numpy(), clean_index, aligned)
+
+
+def _asof(closes: _Closes, index: pd.DatetimeIndex, low: int, high: int) -> np.ndarray:
+    """Return the last known close at or before each timestamp of ``index[low:high]`` (NaN
+    before the first); a view of the closes when they are aligned with ``index``."""
+    if closes.aligned:
+        return closes.values[low:high]
     # side="right": a close stamped exactly at t is known at t; later closes never leak backwards.
-    pos = clean_index.searchsorted(index, side="right") - 1
-    prices = clean.to_numpy()
-    out = np.full(len(index), np.nan)
+    pos = closes.index.searchsorted(index[low:high], side="right") - 1
+    out = np.full(high - low, np.nan)
     known = pos >= 0
-    out[known] = prices[pos[known]]
+    out[known] = closes.values[pos[known]]
     return out
+
+
+def _first_known(closes: _Closes, index: pd.DatetimeIndex) -> int:
+    """Position of the first timestamp of ``index`` at which a close is known (``len(index)`` if none)."""
+    if not len(closes.values):
+        return len(index)
+    return 0 if closes.aligned else int(index.searchsorted(closes.index[0], side="left"))
 
 
 def _check(closes: dict[str, pd.Series], starting_cash: float, index: pd.DatetimeIndex) -> pd.DatetimeIndex:
@@ -98,21 +137,29 @@ def _check(closes: dict[str, pd.Series], starting_cash: float, index: pd.Datetim
 
 def _hold(closes: dict[str, pd.Series], starting_cash: float,
           index: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
-    """Return (value, invested) USD arrays of equal-weight buy-and-hold on ``index``."""
+    """Return (value, invested) USD arrays of equal-weight buy-and-hold on ``index``.
+
+    Built a block at a time: the two results are the only index-long arrays.
+    """
     index_utc = _check(closes, starting_cash, index)
+    n = len(index)
     allocation = float(starting_cash) / len(closes)
-    total = np.zeros(len(index))
-    invested = np.zeros(len(index))
+    total = np.zeros(n)
+    invested = np.zeros(n)
     for symbol, close in closes.items():
-        prices = _asof_prices(close, symbol, index_utc)
-        known = np.flatnonzero(~np.isnan(prices))
-        value = np.full(len(index), allocation)
-        if len(known):
-            entry = known[0]
-            shares = allocation / prices[entry]
-            value[entry:] = shares * prices[entry:]  # prices are forward-filled, never NaN after entry
-            invested[entry:] += value[entry:]
-        total += value
+        known = _closes(close, symbol, index_utc)
+        entry = _first_known(known, index_utc)
+        shares = allocation / _asof(known, index_utc, entry, entry + 1)[0] if entry < n else 0.0
+        for low in range(0, n, BLOCK):
+            high = min(low + BLOCK, n)
+            value = np.full(high - low, allocation)
+            if entry < high:
+                begin = max(entry, low)
+                held = value[begin - low:]
+                # prices are forward-filled, never NaN after entry
+                np.multiply(shares, _asof(known, index_utc, begin, high), out=held)
+                invested[begin:high] += held
+            total[low:high] += value
     return total, invested
 
 
@@ -159,7 +206,7 @@ def buy_and_hold(closes: dict[str, pd.Series], starting_cash: float, index: pd.D
     [1000.0, 2000.0, 1500.0]
     """
     value, _ = _hold(closes, starting_cash, index)
-    return pd.Series(value, index=index, name="buy_and_hold")
+    return pd.Series(value, index=index, name="buy_and_hold", copy=False)
 
 
 def _monthly(closes: dict[str, pd.Series], starting_cash: float,
@@ -169,15 +216,15 @@ def _monthly(closes: dict[str, pd.Series], starting_cash: float,
     n = len(index)
     if n == 0:
         return np.zeros(0), np.zeros(0)
-    prices = np.column_stack([_asof_prices(close, symbol, index_utc) for symbol, close in closes.items()])
-    month = index_utc.year.to_numpy() * 12 + index_utc.month.to_numpy()
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(month) != 0) + 1, [n]))
+    known_closes = [_closes(close, symbol, index_utc) for symbol, close in closes.items()]
     value, invested = np.empty(n), np.zeros(n)
-    cash, shares = float(starting_cash), np.zeros(prices.shape[1])
-    for begin, stop in zip(starts[:-1], starts[1:]):
+    cash, shares = float(starting_cash), np.zeros(len(known_closes))
+    # one month of prices at a time (each month's rows are valued together, as one matrix)
+    for begin, stop in _months(index_utc):
+        prices = np.column_stack([_asof(known, index_utc, begin, stop) for known in known_closes])
         held = shares > 0
-        wealth = cash + float(shares[held] @ prices[begin, held])  # held prices stay known (forward fill)
-        known = ~np.isnan(prices[begin])
+        wealth = cash + float(shares[held] @ prices[0, held])  # held prices stay known (forward fill)
+        known = ~np.isnan(prices[0])
         count = int(known.sum())
         shares = np.zeros(prices.shape[1])
         if count == 0:  # nothing priced yet: all cash until a later month
@@ -185,11 +232,27 @@ def _monthly(closes: dict[str, pd.Series], starting_cash: float,
             value[begin:stop] = wealth
             continue
         cash = 0.0
-        shares[known] = wealth / count / prices[begin, known]
-        segment = prices[begin:stop][:, known] @ shares[known]
+        shares[known] = wealth / count / prices[0, known]
+        segment = prices[:, known] @ shares[known]
         value[begin:stop] = segment
         invested[begin:stop] = segment
     return value, invested
+
+
+def _months(index: pd.DatetimeIndex) -> list[tuple[int, int]]:
+    """(start, stop) positions of each UTC calendar month's run of a sorted UTC index, found a
+    block at a time."""
+    stamps = index.asi8
+    n = len(stamps)
+    starts = [0]
+    previous = None
+    for low in range(0, n, BLOCK):
+        month = stamps[low:low + BLOCK].view(f"M8[{index.unit}]").astype("M8[M]").view(np.int64)
+        if previous is not None and month[0] != previous:
+            starts.append(low)
+        starts.extend((np.flatnonzero(np.diff(month) != 0) + 1 + low).tolist())
+        previous = month[-1]
+    return list(zip(starts, starts[1:] + [n]))
 
 
 def equal_weight_monthly(closes: dict[str, pd.Series], starting_cash: float, index: pd.DatetimeIndex) -> pd.Series:
@@ -227,7 +290,7 @@ def equal_weight_monthly(closes: dict[str, pd.Series], starting_cash: float, ind
     [100.0, 150.0, 150.0, 225.0]
     """
     value, _ = _monthly(closes, starting_cash, index)
-    return pd.Series(value, index=index, name=EQUAL_WEIGHT)
+    return pd.Series(value, index=index, name=EQUAL_WEIGHT, copy=False)
 
 
 def resolve_benchmark(name: str | None, symbols: Iterable[str]) -> str:
@@ -318,9 +381,14 @@ def benchmark_curve(name: str | None, closes: dict[str, pd.Series], starting_cas
         value, invested = _hold({resolved: closes[resolved]}, starting_cash, index)
         label = f"{resolved} buy & hold"
         rule = f"all starting cash in {resolved} at its first close, held to the end; fractional shares, no costs"
-    equity = pd.Series(value, index=index, name="benchmark")
-    exposure = pd.Series(np.divide(invested, value, out=np.zeros_like(value), where=value > 0), index=index,
-                         name="benchmark_exposure")
+    for low in range(0, len(value), BLOCK):  # exposure = invested / value (0 where value <= 0), in place
+        part, share = value[low:low + BLOCK], invested[low:low + BLOCK]
+        positive = part > 0
+        np.divide(share, part, out=share, where=positive)
+        share[~positive] = 0.0
+    # copy=False: the arrays are ours (pandas copies an array by default: 8 bytes a point each)
+    equity = pd.Series(value, index=index, name="benchmark", copy=False)
+    exposure = pd.Series(invested, index=index, name="benchmark_exposure", copy=False)
     return BenchmarkCurve(resolved, label, rule, equity, exposure)
 
 

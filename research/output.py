@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,8 @@ import pandas as pd
 from backtest.replay import ReplayResult
 from core.enums import TradingState
 from research.benchmark import NONE, BenchmarkCurve, benchmark_curve
-from research.frames import (closes_series, equity_frame, fills_frame, linked_trades_frame, orders_frame,
-                             positions_frame)
-from research.metrics import PerformanceMetrics, compute_metrics
+from research.frames import closes_series, fills_frame, linked_trades_frame, orders_frame, positions_frame
+from research.metrics import PerformanceMetrics, _check_equity, compute_metrics
 from research.output_schema import schema_document
 from research.report import write_report
 from research.state_history import state_changes_frame, state_spells
@@ -122,26 +122,30 @@ def _state_history(result: ReplayResult, start: pd.Timestamp, end: pd.Timestamp)
 @dataclass(frozen=True)
 class _Computed:
     summary: ReplaySummary
-    frames: dict[str, pd.DataFrame]  # equity, trades, fills, orders, positions
-    equity: pd.Series  # USD on the bar-end UTC index
+    frames: dict[str, pd.DataFrame]  # trades, fills, orders, positions
+    equity: pd.Series  # USD on the bar-end UTC index (named "time"), the result's own array
     exposure: pd.Series  # fraction, same index
     benchmark: BenchmarkCurve | None
     closes: dict[str, pd.Series]
 
 
 def _compute(result: ReplayResult, benchmark: str | None) -> _Computed:
-    frames = {"equity": equity_frame(result), "trades": linked_trades_frame(result), "fills": fills_frame(result),
-              "orders": orders_frame(result), "positions": positions_frame(result)}
-    eq = frames["equity"]
-    # copy=False: views of the frame's columns (pandas copies arrays by default: 8 bytes a bar each)
-    equity = pd.Series(eq["equity"].to_numpy(), index=pd.DatetimeIndex(eq["time"]), name="equity", copy=False)
-    exposure = pd.Series(eq["exposure"].to_numpy(), index=equity.index, name="exposure", copy=False)
+    # The curve stays the result's arrays: the index shares equity_ts and the series share the
+    # columns (pandas copies by default, 8 bytes a bar each); only exposure is a new column.
+    index = pd.DatetimeIndex(result.equity_ts, dtype="datetime64[ns, UTC]", copy=False, name="time")
+    equity = pd.Series(result.equity, index=index, name="equity", copy=False)
+    _check_equity(equity)  # a bad curve is refused before any frame is built
+    with np.errstate(divide="ignore", invalid="ignore"):  # as pandas divides: inf or NaN at zero equity
+        exposure = pd.Series(np.divide(result.gross_exposure, result.equity), index=index, name="exposure",
+                             copy=False)
+    frames = {"trades": linked_trades_frame(result), "fills": fills_frame(result), "orders": orders_frame(result),
+              "positions": positions_frame(result)}
     metrics = compute_metrics(equity, trades=frames["trades"], fills=frames["fills"], exposure=exposure)
-    closes = closes_series(result, pd.DatetimeIndex(equity.index))
-    curve = benchmark_curve(benchmark, closes, result.starting_cash, pd.DatetimeIndex(equity.index))
+    closes = closes_series(result, index)
+    curve = benchmark_curve(benchmark, closes, result.starting_cash, index)
     # the benchmark's own exposure: cash waiting for a later-starting symbol is not invested
     bench_metrics = compute_metrics(curve.equity, exposure=curve.exposure) if curve is not None else None
-    state = _state_history(result, equity.index[0], equity.index[-1])
+    state = _state_history(result, index[0], index[-1])
     summary = ReplaySummary(metrics, bench_metrics, None, curve.name if curve else NONE,
                             curve.label if curve else NONE, curve.rule if curve else "",
                             cost_totals(frames["fills"]), state)
@@ -235,22 +239,46 @@ def _fast_csv_dtype(dtype: Any) -> bool:
             or isinstance(dtype, pd.StringDtype))
 
 
+def _stamp_cells(ns: np.ndarray) -> np.ndarray:
+    """int64 ns UTC (NaT as int64 min) as ``_ISO`` text, NaT as the empty cell."""
+    stamps: np.ndarray[Any, np.dtype[np.datetime64]] = ns.view("datetime64[ns]")
+    text = np.array(np.datetime_as_string(stamps, unit="us", timezone="UTC").tolist() + [""], dtype=object)[:-1]
+    text[ns == _NAT_NS] = ""
+    return text
+
+
 def _column_cells(column: pd.Series) -> np.ndarray:
     """The CSV text of every cell of ``column`` (a :func:`_fast_csv_dtype`), as
     ``DataFrame.to_csv`` writes it after :func:`_iso` (UTC datetimes as ``_ISO``; NaN, NaT, NA
     and None as empty cells)."""
     dtype = column.dtype
     if _is_utc(dtype):
-        ns = column.dt.as_unit("ns").dt.tz_localize(None).to_numpy().view(np.int64)
-        stamps: np.ndarray[Any, np.dtype[np.datetime64]] = ns.view("datetime64[ns]")
-        text = np.array(np.datetime_as_string(stamps, unit="us", timezone="UTC").tolist() + [""], dtype=object)[:-1]
-        text[ns == _NAT_NS] = ""
-        return text
+        return _stamp_cells(column.dt.as_unit("ns").dt.tz_localize(None).to_numpy().view(np.int64))
     if dtype == np.float64:
         return _float_cells(column.to_numpy())
     if dtype == np.int64 or dtype == np.bool_:
         return np.array(list(map(str, column.tolist())) + [""], dtype=object)[:-1]
     return np.array([_text_cell(v) for v in column.tolist()] + [""], dtype=object)[:-1]
+
+
+Cells = Callable[[int, int], np.ndarray]
+"""The CSV text of rows ``[low, high)`` of one column; called for consecutive row ranges, in order."""
+
+
+def _write_rows(path: Path, names: list[Any], columns: list[Cells], rows: int) -> None:
+    """Write the header ``names`` and ``rows`` rows of ``columns`` (joined in C), in chunks of
+    :data:`_CSV_CHUNK_ROWS` rows: only one chunk's text exists at a time."""
+    with open(path, "w", encoding="utf-8", newline="") as sink:
+        sink.write(",".join(_text_cell(name) for name in names) + "\n")
+        for low in range(0, rows, _CSV_CHUNK_ROWS):
+            high = min(low + _CSV_CHUNK_ROWS, rows)
+            cells = [column(low, high).tolist() for column in columns]
+            sink.write("\n".join(map(",".join, zip(*cells))))
+            sink.write("\n")
+
+
+def _floats(values: np.ndarray) -> Cells:
+    return lambda low, high: _float_cells(values[low:high])
 
 
 def _write_csv(frame: pd.DataFrame, path: Path, extra: dict[str, np.ndarray] | None = None) -> None:
@@ -269,15 +297,50 @@ def _write_csv(frame: pd.DataFrame, path: Path, extra: dict[str, np.ndarray] | N
         utc = [str(name) for name, dtype in frame.dtypes.items() if _is_utc(dtype)]
         _iso(frame, utc).to_csv(path, index=False)  # rare shapes (one column: the csv module's quoting rules)
         return
-    columns = [frame.iloc[:, k] for k in range(frame.shape[1])]
-    more = [pd.Series(np.asarray(values, dtype=np.float64), copy=False) for values in extra.values()]
-    with open(path, "w", encoding="utf-8", newline="") as sink:
-        sink.write(",".join(_text_cell(name) for name in [*frame.columns, *extra]) + "\n")
-        for low in range(0, len(frame), _CSV_CHUNK_ROWS):
-            high = low + _CSV_CHUNK_ROWS
-            cells = [_column_cells(column.iloc[low:high]).tolist() for column in [*columns, *more]]
-            sink.write("\n".join(map(",".join, zip(*cells))))
-            sink.write("\n")
+
+    def cells(column: pd.Series) -> Cells:
+        return lambda low, high: _column_cells(column.iloc[low:high])
+
+    columns = [cells(frame.iloc[:, k]) for k in range(frame.shape[1])]
+    columns += [_floats(np.asarray(values, dtype=np.float64)) for values in extra.values()]
+    _write_rows(path, [*frame.columns, *extra], columns, len(frame))
+
+
+EQUITY_COLUMNS = ("time", "cash", "equity", "gross_exposure", "exposure", "drawdown")
+"""Columns of ``equity.csv`` (then ``benchmark`` and ``benchmark_exposure`` with a benchmark)."""
+
+
+def _write_equity_csv(path: Path, result: ReplayResult, exposure: np.ndarray, curve: BenchmarkCurve | None) -> None:
+    """Write ``equity.csv`` straight from the result's arrays: times UTC (bar end), cash, equity,
+    gross exposure (USD), exposure (fraction), drawdown (fraction <= 0 from the running peak)
+    and, with a benchmark, its equity (USD) and exposure (fraction).
+
+    The bytes of ``_write_csv(research.frames.equity_frame(result), path, <benchmark columns>)``;
+    the drawdown is computed a chunk at a time from the running peak (the same
+    ``equity / peak - 1`` as :func:`research.metrics.drawdown_series`), so no column is built
+    for the file.
+    """
+    equity = np.asarray(result.equity, dtype=np.float64)
+    peak = -np.inf
+
+    def drawdown(low: int, high: int) -> np.ndarray:
+        nonlocal peak
+        part = equity[low:high]
+        block = np.maximum.accumulate(part)
+        np.maximum(block, peak, out=block)
+        peak = block[-1]
+        np.divide(part, block, out=block)
+        np.subtract(block, 1.0, out=block)
+        return _float_cells(block)
+
+    ns = np.asarray(result.equity_ts, dtype=np.int64)
+    columns: list[Cells] = [lambda low, high: _stamp_cells(ns[low:high]), _floats(result.cash), _floats(equity),
+                            _floats(result.gross_exposure), _floats(exposure), drawdown]
+    names: list[Any] = list(EQUITY_COLUMNS)
+    if curve is not None:
+        columns += [_floats(curve.equity.to_numpy()), _floats(curve.exposure.to_numpy())]
+        names += ["benchmark", "benchmark_exposure"]
+    _write_rows(path, names, columns, len(ns))
 
 
 def _iso(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -399,9 +462,7 @@ def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict[str, Any],
         pending.append((tmp, final))
         return tmp
 
-    benchmark_columns = ({"benchmark": curve.equity.to_numpy(), "benchmark_exposure": curve.exposure.to_numpy()}
-                         if curve is not None else {})
-    _write_csv(frames["equity"], target("equity.csv"), benchmark_columns)
+    _write_equity_csv(target("equity.csv"), result, computed.exposure.to_numpy(), curve)
     for name in ("trades", "fills", "orders", "positions"):
         _write_csv(frames[name], target(f"{name}.csv"))
     assert summary.state is not None
@@ -411,13 +472,16 @@ def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict[str, Any],
     target("metrics.json").write_text(json.dumps(payload, indent=2, sort_keys=True, default=str, allow_nan=False))
     for tmp, final in pending:
         os.replace(tmp, final)
-    del benchmark_columns
-    frames.pop("equity")  # written; the report needs only its equity and exposure (drawdown: 8 bytes a bar)
+    equity, exposure, closes = computed.equity, computed.exposure, computed.closes
+    bench_equity = curve.equity if curve is not None else None
+    # the benchmark's exposure column is written and the report does not show it: let it go
+    # before the report's own temporaries (8 bytes a bar)
+    del computed, curve
     if report:
-        write_report(out_dir / "report.html", computed.equity, curve.equity if curve else None, summary.metrics,
-                     summary.benchmark, frames["trades"], computed.closes,
+        write_report(out_dir / "report.html", equity, bench_equity, summary.metrics,
+                     summary.benchmark, frames["trades"], closes,
                      title=f"tradingd replay: {result.strategy_id}", run_info=payload["run"], fills=frames["fills"],
-                     exposure=computed.exposure, state_changes=result.state_changes, positions=result.positions,
+                     exposure=exposure, state_changes=result.state_changes, positions=result.positions,
                      benchmark_name=summary.benchmark_label)
     return ReplaySummary(summary.metrics, summary.benchmark, out_dir, summary.benchmark_name, summary.benchmark_label,
                          summary.benchmark_rule, summary.costs, summary.state, tuple(files))

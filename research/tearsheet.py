@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pandas.core.window.rolling import Rolling
 
-from research.metrics import daily_returns, drawdown_series
+from research.metrics import BLOCK, _check_equity, _daily_closes, daily_returns
 
 __all__ = ["ROLLING_WINDOW", "DrawdownPeriod", "RelativeStats", "drawdown_periods", "relative_stats",
            "rolling_sharpe", "rolling_volatility", "yearly_returns"]
@@ -83,29 +83,81 @@ def drawdown_periods(equity: pd.Series, top: int = 5) -> list[DrawdownPeriod]:
     """
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
-    dd = drawdown_series(equity).to_numpy()
-    times = pd.DatetimeIndex(equity.index).tz_convert("UTC")
-    under = dd < 0
-    if not under.any():
-        return []
-    # each underwater point belongs to the spell of the last point at the peak before it
-    at_peak_pos = np.where(~under, np.arange(len(dd)), 0)
-    peak_pos = np.maximum.accumulate(at_peak_pos)
-    spell_peaks = peak_pos[under]
-    under_pos = np.flatnonzero(under)
-    frame = pd.DataFrame({"peak": spell_peaks, "pos": under_pos, "dd": dd[under]})
-    trough_rows = frame.loc[frame.groupby("peak", sort=False)["dd"].idxmin()]
-    last_under = frame.groupby("peak", sort=False)["pos"].max()
-    trough_rows = trough_rows.assign(last=last_under.loc[trough_rows["peak"]].to_numpy())
-    trough_rows = trough_rows.sort_values(["dd", "peak"], kind="stable").head(top)
+    values = _check_equity(equity)
+    times = pd.DatetimeIndex(values.index)
+    worst = _worst_spells(values.to_numpy(), top)
+    n = len(times)
     out = []
-    for peak, pos, depth, last in trough_rows[["peak", "pos", "dd", "last"]].itertuples(index=False):
-        recovered = int(last) + 1 < len(dd)
-        end = times[int(last) + 1] if recovered else times[-1]
-        out.append(DrawdownPeriod(start=times[int(peak)], trough=times[int(pos)],
-                                  recovery=end if recovered else None, depth=float(-depth),
-                                  days=(end - times[int(peak)]) / pd.Timedelta(days=1)))
+    for depth, peak, pos, last in worst:
+        recovered = last + 1 < n
+        end = times[last + 1] if recovered else times[-1]
+        out.append(DrawdownPeriod(start=times[peak], trough=times[pos], recovery=end if recovered else None,
+                                  depth=float(-depth), days=(end - times[peak]) / pd.Timedelta(days=1)))
     return out
+
+
+def _worst_spells(values: np.ndarray, top: int) -> list[tuple[float, int, int, int]]:
+    """Return (drawdown at the trough, peak, trough, last underwater position) of the ``top``
+    deepest spells of a checked curve, deepest first, ties by peak, in one pass of blocks.
+
+    A spell is a maximal run of points below the running peak (drawdown < 0); its peak is the
+    point before the run, its trough the run's first lowest point. Only the ``top`` deepest
+    spells so far are kept, so no temporary is longer than a block (:data:`research.metrics.BLOCK`).
+    """
+    depths, where = np.empty(0), np.empty((0, 3), dtype=np.int64)  # where: peak, trough, last
+    open_spell: tuple[float, int, int, int] | None = None  # still underwater at the previous block's end
+    peak = -np.inf
+    for low in range(0, len(values), BLOCK):
+        part = values[low:low + BLOCK]
+        dd = np.maximum.accumulate(part)
+        np.maximum(dd, peak, out=dd)
+        peak = dd[-1]
+        np.divide(part, dd, out=dd)
+        np.subtract(dd, 1.0, out=dd)  # the drawdown, as drawdown_series computes it
+        under = dd < 0
+        edges = np.flatnonzero(np.diff(under.view(np.int8), prepend=np.int8(0), append=np.int8(0)))
+        starts, stops = edges[0::2], edges[1::2]  # runs of underwater points [start, stop) in the block
+        if open_spell is not None:
+            if len(starts) and starts[0] == 0:  # the open spell goes on into this block
+                depth, spell_peak, trough, _ = open_spell
+                stop = int(stops[0])
+                i = int(dd[:stop].argmin())
+                if dd[i] < depth:  # strictly lower: the first lowest point stays the trough
+                    depth, trough = float(dd[i]), low + i
+                open_spell = (depth, spell_peak, trough, low + stop - 1)
+                starts, stops = starts[1:], stops[1:]
+                under[:stop] = False  # done with: only the runs left are looked at below
+                if stop == len(dd):  # underwater to the block's end: still open
+                    continue
+            depths, where = _deepest(depths, where, np.array([open_spell[0]]),
+                                     np.array([open_spell[1:]], dtype=np.int64), top)
+            open_spell = None
+        if not len(starts):
+            continue
+        bounds = np.column_stack([starts, stops]).ravel()
+        lows = np.minimum.reduceat(dd, bounds[:-1] if bounds[-1] == len(dd) else bounds)[0::2]
+        # the first lowest point of each run: where the drawdown equals its run's low
+        run_low = np.full(len(dd), np.inf)
+        run_low[under] = np.repeat(lows, stops - starts)
+        hits = np.flatnonzero(dd == run_low)
+        troughs = hits[np.searchsorted(hits, starts)]
+        found = np.column_stack([starts - 1, troughs, stops - 1]) + low
+        if stops[-1] == len(dd):  # the last run may go on in the next block
+            open_spell = (float(lows[-1]), int(found[-1, 0]), int(found[-1, 1]), int(found[-1, 2]))
+            lows, found = lows[:-1], found[:-1]
+        depths, where = _deepest(depths, where, lows, found, top)
+    if open_spell is not None:
+        depths, where = _deepest(depths, where, np.array([open_spell[0]]),
+                                 np.array([open_spell[1:]], dtype=np.int64), top)
+    return [(float(d), int(p), int(t), int(e)) for d, (p, t, e) in zip(depths, where)]
+
+
+def _deepest(depths: np.ndarray, where: np.ndarray, more_depths: np.ndarray, more_where: np.ndarray,
+             top: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``top`` deepest of two sets of spells, deepest first, ties by peak position."""
+    depths, where = np.concatenate([depths, more_depths]), np.concatenate([where, more_where])
+    order = np.lexsort((where[:, 0], depths))[:top]
+    return depths[order], where[order]
 
 
 def yearly_returns(equity: pd.Series) -> pd.Series:
@@ -135,10 +187,9 @@ def yearly_returns(equity: pd.Series) -> pd.Series:
     >>> yearly_returns(pd.Series([100.0, 110.0, 99.0], index=idx)).round(4).to_dict()
     {2023: 0.1, 2024: -0.1}
     """
-    drawdown_series(equity)  # validates
-    values = equity.astype(float)
-    idx = pd.DatetimeIndex(values.index).tz_convert("UTC")
-    year_end = values.groupby(idx.year).last()
+    values = _check_equity(equity)
+    daily = _daily_closes(values)  # a year's last value is its last day's: group days, not points
+    year_end = daily.groupby(pd.DatetimeIndex(daily.index).year).last()
     previous = year_end.shift(1)
     previous.iloc[0] = values.iloc[0]
     out = (year_end / previous - 1.0).astype(float)

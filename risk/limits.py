@@ -39,11 +39,29 @@ def check_quantity(quantity: float | None) -> str | None:
 
 
 def check_order_prices(intent: OrderIntent) -> str | None:
-    """Deny a LIMIT without ``limit_price`` or a STOP without ``stop_price`` (USD, > 0)."""
-    if intent.order_type is OrderType.LIMIT and not (intent.limit_price or 0.0) > 0.0:
+    """Deny an order that lacks the price its type needs (USD, > 0).
+
+    LIMIT needs ``limit_price``, STOP needs ``stop_price``, STOP_LIMIT needs both (it triggers at
+    ``stop_price`` and then works as a limit at ``limit_price``).
+
+    >>> check_order_prices(OrderIntent("XYZ", Side.BUY, order_type=OrderType.STOP_LIMIT, stop_price=101.0))
+    'stop_limit order needs limit_price > 0, got None'
+    >>> check_order_prices(OrderIntent("XYZ", Side.BUY, order_type=OrderType.STOP_LIMIT, stop_price=101.0,
+    ...                                limit_price=101.5)) is None
+    True
+    """
+    order_type = intent.order_type
+    if order_type is OrderType.MARKET:
+        return None
+    if order_type is OrderType.LIMIT and not (intent.limit_price or 0.0) > 0.0:
         return f"limit order needs limit_price > 0, got {intent.limit_price!r}"
-    if intent.order_type is OrderType.STOP and not (intent.stop_price or 0.0) > 0.0:
+    if order_type is OrderType.STOP and not (intent.stop_price or 0.0) > 0.0:
         return f"stop order needs stop_price > 0, got {intent.stop_price!r}"
+    if order_type is OrderType.STOP_LIMIT:
+        if not (intent.stop_price or 0.0) > 0.0:
+            return f"stop_limit order needs stop_price > 0, got {intent.stop_price!r}"
+        if not (intent.limit_price or 0.0) > 0.0:
+            return f"stop_limit order needs limit_price > 0, got {intent.limit_price!r}"
     return None
 
 

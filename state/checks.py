@@ -261,7 +261,8 @@ def check_reads_back_what_was_written(harness: StoreHarness) -> None:
 
 def check_recovery_round_trip(harness: StoreHarness) -> None:
     """What recovery loads is what was saved: risk state, cash, positions (fills after the snapshot
-    booked on top), open orders, every client_order_id, learner state, last bar per symbol."""
+    booked on top), open orders, every client_order_id, learner state, last bar per symbol (never
+    before the symbol's last order decision)."""
     name = "recovery round trip"
     _expect(load_restored(harness.source(), harness.account) is None, name, "a new account must restore to None")
     store = harness.open(batch_size=3)
@@ -290,7 +291,9 @@ def check_recovery_round_trip(harness: StoreHarness) -> None:
     _expect(restored.risk == risk, name, f"risk {restored.risk} != {risk}")
     _expect(restored.cash == 9_899.5, name, f"cash {restored.cash}")
     _expect(restored.positions == tuple(positions), name, f"positions {restored.positions}")
-    _expect(restored.last_bar_ts == {"AAPL": T0, "MSFT": T0 - NANOS_PER_MINUTE}, name,
+    # the snapshot's last bars, raised to just before each symbol's last order decision (rc-3 at
+    # T0 + 2 us, rc-2 at T0 + 1 us): a decision already sent is never made again after a restart
+    _expect(restored.last_bar_ts == {"AAPL": T0 + 2 * US - 1, "MSFT": T0 + US - 1}, name,
             f"last bars {restored.last_bar_ts}")
     _expect(restored.known_client_order_ids == {"rc-1", "rc-2", "rc-3"}, name,
             f"known ids {sorted(restored.known_client_order_ids)}")

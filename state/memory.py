@@ -7,6 +7,7 @@ atomicity rules of the port hold trivially. It offers the reads recovery needs
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -15,6 +16,7 @@ from core.events import OrderFilled, SubmitOrder, TradeClosed, TradingStateChang
 from core.orders import Order
 from core.ports import Decision, EquitySnapshot
 from core.recovery import RestoredPosition, RiskSnapshot
+from state.reconcile import ReconcileReport, binding_conflict, check_binding
 from state.recovery import AccountRecord
 
 
@@ -44,6 +46,8 @@ class MemoryStore:
         self.account_snapshot: AccountRecord | None = None
         self.learner_states: dict[str, bytes] = {}
         self.flushes = 0
+        self.reconciliations: list[dict[str, Any]] = []
+        self.broker_accounts: dict[str, dict[str, Any]] = {}
         self._fill_ids: set[str] = set()
 
     # --- the Store port ----------------------------------------------------------------------
@@ -94,6 +98,49 @@ class MemoryStore:
     def flush(self) -> None:
         """Count the call (nothing is buffered)."""
         self.flushes += 1
+
+    # --- reconciliation and broker binding ------------------------------------------------------
+    def save_reconciliation(self, report: ReconcileReport, reason: str, *, account: str | None = None) -> None:
+        """Record one reconciliation result (as :meth:`last_reconciliation` returns it)."""
+        differences = [d.as_dict() for d in report.differences]
+        self.reconciliations.append({
+            "account": account or self.account, "ts": int(report.taken_ns), "reason": reason, "ok": report.ok,
+            "account_number": report.account_number, "differences": differences, "counts": report.counts(),
+            "external_positions": [d["symbol"] for d in differences if d["kind"] == "external_position"]})
+
+    def last_reconciliation(self, account: str | None = None) -> dict[str, Any] | None:
+        """The account's latest reconciliation (latest ``ts``, then save order), or ``None``."""
+        name = account or self.account
+        mine = [r for r in self.reconciliations if r["account"] == name]
+        return dict(max(reversed(mine), key=lambda r: r["ts"])) if mine else None
+
+    def bind_broker_account(self, account: str, broker: str, mode: str, number: str | None, *,
+                            ts: int | None = None) -> dict[str, Any]:
+        """Bind ``account`` to a broker account, as :meth:`state.store.SqlStore.bind_broker_account`.
+
+        Raises
+        ------
+        ValueError
+            If a value is not allowed.
+        state.db.StoreError
+            If this store holds a binding of the other mode or another broker account.
+        """
+        from state.db import StoreError
+
+        number = number or ""
+        check_binding(account, broker, mode, number)
+        problem = binding_conflict(self.broker_accounts.values(), account, broker, mode, number, "memory store")
+        if problem is not None:
+            raise StoreError(problem)
+        binding = self.broker_accounts.setdefault(account, {
+            "account": account, "broker": broker, "mode": mode, "broker_account_number": number,
+            "first_seen": time.time_ns() if ts is None else int(ts)})
+        return dict(binding)
+
+    def broker_account(self, account: str | None = None) -> dict[str, Any] | None:
+        """The broker binding of the account, or ``None``."""
+        binding = self.broker_accounts.get(account or self.account)
+        return dict(binding) if binding is not None else None
 
     # --- reads (state.recovery.RecoverySource) ------------------------------------------------
     def _mine(self, account: str | None) -> bool:

@@ -40,6 +40,8 @@ ACCOUNT_POSITIONS = METADATA.tables["account_positions"]
 LEARNER_STATE = METADATA.tables["learner_state"]
 
 JOURNAL = METADATA.tables["journal"]
+RECONCILIATIONS = METADATA.tables["reconciliations"]
+BROKER_ACCOUNTS = METADATA.tables["broker_accounts"]
 RUN_TABLES = (ORDERS, FILLS, TRADES, DECISIONS, EQUITY, POSITIONS, JOURNAL)
 """Tables whose rows belong to one run (``run_id``)."""
 ACCOUNT_TABLES = (TRADING_STATE, TRADING_STATE_HISTORY, RISK_STATE, ACCOUNTS, ACCOUNT_POSITIONS, LEARNER_STATE)
@@ -55,6 +57,11 @@ def _run_dict(r: Any) -> dict[str, Any]:
             "config_hash": r["config_hash"], "data_hash": r["data_hash"], "started_ns": ns(r["started_at"]),
             "finished_ns": ns(r["finished_at"]), "status": r["status"], "metrics": r["metrics"],
             "account": r["account"], "pid": r["pid"], "hostname": r["hostname"], "note": r["note"]}
+
+
+def binding_dict(r: Any) -> dict[str, Any]:
+    return {"account": r["account"], "broker": r["broker"], "mode": r["mode"],
+            "broker_account_number": r["broker_account_number"], "first_seen": int(r["first_seen"])}
 
 
 class SqlQueries:
@@ -109,9 +116,14 @@ class SqlQueries:
     def account_orders(self, account: str | None = None) -> list[Order]:
         """Return every order of the account's runs, rebuilt as :class:`core.orders.Order` in its
         latest state (an order saved by several runs, e.g. resumed after a restart, appears once,
-        as last updated), ordered by creation time."""
+        as the latest run saved it), ordered by creation time.
+
+        "Latest" is the row written last (the highest row id: the runs of an account follow one
+        another, and a run writes an order only after it loaded it), not the order's own
+        ``updated_at``: that is the node's clock, which a session following bar time can start
+        behind the previous session's last event."""
         rows = self._read(sa.select(ORDERS).where(ORDERS.c.run_id.in_(self._account_runs(account)))
-                          .order_by(ORDERS.c.updated_at, ORDERS.c.id))
+                          .order_by(ORDERS.c.id))
         latest = {r["client_order_id"]: r for r in rows}
         orders = [order_from_row(r) for r in latest.values()]
         orders.sort(key=lambda o: (o.ts_created, o.client_order_id))
@@ -131,6 +143,32 @@ class SqlQueries:
         rows = self._read(sa.select(t.c.symbol, t.c.state).where(t.c.account == (account or self.account))
                           .order_by(t.c.symbol))
         return {r["symbol"]: bytes(r["state"]) for r in rows}
+
+    # --- reconciliation and broker binding -----------------------------------------------------
+    def last_reconciliation(self, account: str | None = None) -> dict[str, Any] | None:
+        """Return the account's latest saved reconciliation, or ``None`` if it never had one.
+
+        Keys: account, ts (epoch ns of the broker snapshot), reason, ok, account_number (the
+        broker's), differences (list of dicts as ``Difference.as_dict``), counts, and
+        external_positions (symbols of its ``external_position`` differences).
+        """
+        t = RECONCILIATIONS
+        rows = self._read(sa.select(t).where(t.c.account == (account or self.account))
+                          .order_by(t.c.ts.desc(), t.c.id.desc()).limit(1))
+        if not rows:
+            return None
+        r = rows[0]
+        differences = list(r["differences"] or [])
+        return {"account": r["account"], "ts": int(r["ts"]), "reason": r["reason"], "ok": bool(r["ok"]),
+                "account_number": r["account_number"], "differences": differences, "counts": dict(r["counts"] or {}),
+                "external_positions": [d["symbol"] for d in differences if d.get("kind") == "external_position"]}
+
+    def broker_account(self, account: str | None = None) -> dict[str, Any] | None:
+        """Return the broker binding of the account (account, broker, mode, broker_account_number,
+        first_seen ns), or ``None`` when it is not bound."""
+        t = BROKER_ACCOUNTS
+        rows = self._read(sa.select(t).where(t.c.account == (account or self.account)))
+        return binding_dict(rows[0]) if rows else None
 
     # --- runs ----------------------------------------------------------------------------------
     def run(self, run_id: str) -> dict[str, Any] | None:

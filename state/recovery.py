@@ -147,6 +147,11 @@ def load_restored(store: RecoverySource, account: str, *, starting_cash: float |
         positions (snapshot plus the fills after its watermark), the orders that are not terminal
         (their outcome may still be unknown: INITIALIZED or SUBMITTED), every client_order_id
         the account ever used, the learner state per symbol and the last bar time per symbol.
+        The last bar time of a symbol is at least its last order's decision time minus 1 ns: the
+        account snapshot is written after the bar, the order before the broker call, so a crash
+        between the two must not let the restarted node decide on that bar again (a second order
+        for a decision already sent). Bars are contiguous, so the next bar, which starts at the
+        decision time, is still accepted.
 
     Raises
     ------
@@ -174,7 +179,17 @@ def load_restored(store: RecoverySource, account: str, *, starting_cash: float |
         open_orders=tuple(o for o in orders if o.status not in TERMINAL_STATUSES),
         known_client_order_ids=frozenset(o.client_order_id for o in orders),
         risk=risk if risk is not None else RiskSnapshot(), learner_state=dict(learner),
-        last_bar_ts=dict(snapshot.last_bar_ts))
+        last_bar_ts=_decided_through(snapshot.last_bar_ts, orders))
+
+
+def _decided_through(last_bar_ts: dict[str, int], orders: list[Order]) -> dict[str, int]:
+    """Last bar start per symbol, raised to just before each symbol's last order decision (ns)."""
+    merged = dict(last_bar_ts)
+    for order in orders:
+        decided = order.ts_created - 1
+        if decided > merged.get(order.symbol, -1):
+            merged[order.symbol] = decided
+    return merged
 
 
 __all__ = ["AccountRecord", "RecoveryError", "RecoverySource", "load_restored", "roll_forward"]

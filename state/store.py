@@ -48,15 +48,17 @@ from core.recovery import RestoredPosition, RiskSnapshot
 from core.time import to_datetime
 from state.config import StoreConfig, mask_url
 from state.db import StoreError, create_engine, dumps_json, store_error
-from state.migrations import alembic_config
-from state.queries import (ACCOUNT_POSITIONS, ACCOUNT_TABLES, ACCOUNTS, DECISIONS, EQUITY, FILLS, JOURNAL, LEARNER_STATE,
-                           ORDERS, POSITIONS, RISK_STATE, RUN_TABLES, RUNS, TRADES, TRADING_STATE,
-                           TRADING_STATE_HISTORY, SqlQueries)
+from state.migrations import adopt_legacy_version, alembic_config
+from state.queries import (ACCOUNT_POSITIONS, ACCOUNT_TABLES, ACCOUNTS, BROKER_ACCOUNTS, DECISIONS, EQUITY, FILLS,
+                           JOURNAL, LEARNER_STATE, ORDERS, POSITIONS, RECONCILIATIONS, RISK_STATE, RUN_TABLES, RUNS,
+                           TRADES, TRADING_STATE, TRADING_STATE_HISTORY, SqlQueries, binding_dict)
+from state.reconcile import ReconcileReport, binding_conflict, check_binding
 from state.rows import (decision_row, equity_row, fill_row, order_row, position_row, risk_row, trade_row,
                         value)
 
 RUN_KINDS = ("replay", "live")
 _MIGRATION_LOCK = 0x7472_6164_696E_6764  # b"tradingd": the PostgreSQL advisory lock key of migrations
+_BINDING_LOCK = 0x7472_6164_6269_6E64  # b"tradbind": bindings of one database are checked one at a time
 
 
 def process_start(pid: int) -> str | None:
@@ -533,6 +535,85 @@ class SqlStore(SqlQueries):
 
         self._write(f"save positions of run {run_id!r}", write)
 
+    # --- reconciliation and broker binding -----------------------------------------------------
+    def save_reconciliation(self, report: ReconcileReport, reason: str, *, account: str | None = None) -> None:
+        """Commit one reconciliation result now (with whatever is buffered, in one transaction).
+
+        Parameters
+        ----------
+        report
+            The result (its ``taken_ns`` is the row's time).
+        reason
+            Why it ran: ``"startup"``, ``"reconnect"``, ``"scheduled"``, ``"cli"``, ...
+        account
+            Default: the store's account.
+
+        Raises
+        ------
+        StoreError
+            If the write fails.
+        """
+        counts = report.counts()
+        row = {"account": account or self.account, "ts": int(report.taken_ns), "reason": reason, "ok": report.ok,
+               "account_number": report.account_number,
+               "differences": [d.as_dict() for d in report.differences], "counts": counts}
+
+        def write(conn: Connection) -> None:
+            conn.execute(RECONCILIATIONS.insert(), row)
+
+        self._write("save reconciliation", write)
+
+    def bind_broker_account(self, account: str, broker: str, mode: str, number: str | None, *,
+                            ts: int | None = None) -> dict[str, Any]:
+        """Bind ``account`` to a broker account, once; return the binding (see :meth:`broker_account`).
+
+        Binding the same again changes nothing. Checked and written in one transaction, one
+        binder of a database at a time (PostgreSQL advisory lock; SQLite's write lock, taken by
+        the insert before the check reads).
+
+        Parameters
+        ----------
+        account
+            tradingd account name.
+        broker
+            ``"alpaca"`` or ``"paper"`` (the simulated paper broker).
+        mode
+            ``"paper"`` or ``"live"`` money.
+        number
+            The broker's account number (``""`` or None for the simulated paper broker).
+        ts
+            Epoch ns UTC of the first binding (default: now).
+
+        Raises
+        ------
+        ValueError
+            If a value is not allowed (:func:`state.reconcile.check_binding`).
+        StoreError
+            If the database already holds this account, or any account, bound to the other
+            mode, or to another broker account ("paper and live never share a state database";
+            the message names both bindings), or the write fails.
+        """
+        number = number or ""
+        check_binding(account, broker, mode, number)
+        row = {"account": account, "broker": broker, "mode": mode, "broker_account_number": number,
+               "first_seen": time.time_ns() if ts is None else int(ts)}
+        insert = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(BROKER_ACCOUNTS)
+        result: dict[str, Any] = {}
+
+        def write(conn: Connection) -> None:
+            if self._dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _BINDING_LOCK})
+            inserted = conn.execute(insert.on_conflict_do_nothing(index_elements=["account"]), row).rowcount == 1
+            rows = [binding_dict(r) for r in conn.execute(sa.select(BROKER_ACCOUNTS)).mappings()]
+            others = [r for r in rows if not (inserted and r["account"] == account)]
+            problem = binding_conflict(others, account, broker, mode, number, self.url)
+            if problem is not None:
+                raise StoreError(problem)  # rolls the insert back
+            result.update(next(r for r in rows if r["account"] == account))
+
+        self._write(f"bind account {account!r}", write)
+        return result
+
     # --- run management ------------------------------------------------------------------------
     def delete_runs(self, run_ids: Sequence[str]) -> dict[str, int]:
         """Delete runs and every row they own, in one transaction; return what was deleted.
@@ -648,6 +729,7 @@ class SqlStore(SqlQueries):
         with self._sqlite_migration_lock(), self._engine.begin() as conn:
             if self._dialect == "postgresql":  # concurrent openers migrate one at a time
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            adopt_legacy_version(conn)  # a database made before 0005 kept it in alembic_version
             command.upgrade(alembic_config(connection=conn), "head")
 
     @contextmanager

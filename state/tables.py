@@ -7,7 +7,7 @@ quantities shares, both double precision. Enumerations are stored as their strin
 The tables live in their own :class:`sqlalchemy.MetaData` (:data:`METADATA`) with a naming
 convention, so constraint and index names are identical on SQLite and PostgreSQL and Alembic
 can compare and drop them by name. Migrations ``0001_initial`` + ``0002_recovery`` +
-``0003_run_process`` + ``0004_journal`` create exactly this metadata; any change here needs a new migration (``tests/state/test_migrations.py`` checks
+``0003_run_process`` + ``0004_journal`` + ``0005_reconciliation`` create exactly this metadata; any change here needs a new migration (``tests/state/test_migrations.py`` checks
 they agree). Columns added by a later migration carry a ``server_default`` so rows written before
 it stay valid.
 
@@ -331,6 +331,47 @@ class LearnerStateRow(_Table, table=True):
     ts: datetime | None = Field(default=None, sa_type=UTC_DATETIME)
 
 
+class ReconciliationRow(_Table, table=True):
+    """One reconciliation of an account with its broker (``state.reconcile.ReconcileReport``).
+
+    ``ts`` is the broker snapshot's time, exact epoch ns; ``reason`` why it ran (``"startup"``,
+    ``"reconnect"``, ``"scheduled"``, ``"cli"``, ...); ``ok`` no unexplained difference;
+    ``differences`` the list of differences (``Difference.as_dict``); ``counts`` per kind and
+    the id lists' lengths (``ReconcileReport.counts``).
+    """
+
+    __tablename__ = "reconciliations"
+    __table_args__ = (sa.Index("ix_reconciliations_account_ts", "account", "ts"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
+    account: str = Field(sa_type=TEXT)
+    ts: int = Field(sa_type=sa.BigInteger)
+    reason: str = Field(sa_type=TEXT)
+    ok: bool = Field(sa_type=sa.Boolean)
+    account_number: str = Field(sa_type=TEXT)
+    differences: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON_DOC)
+    counts: dict[str, Any] = Field(default_factory=dict, sa_type=JSON_DOC)
+
+
+class BrokerAccountRow(_Table, table=True):
+    """Which broker account an account of this database trades: ``broker`` (``"alpaca"`` or the
+    simulated ``"paper"``), ``mode`` (``"paper"`` or ``"live"`` money), the broker's account
+    number and when it was first bound (epoch ns). Paper and live never share a database."""
+
+    __tablename__ = "broker_accounts"
+    __table_args__ = (
+        sa.CheckConstraint("broker IN ('alpaca', 'paper')", name="broker"),
+        sa.CheckConstraint("mode IN ('paper', 'live')", name="mode"),
+    )
+
+    account: str = Field(primary_key=True, sa_type=TEXT)
+    broker: str = Field(sa_type=TEXT)
+    mode: str = Field(sa_type=TEXT)
+    broker_account_number: str = Field(sa_type=TEXT)
+    first_seen: int = Field(sa_type=sa.BigInteger)
+
+
 __all__ = ["METADATA", "NAMING_CONVENTION", "DEFAULT_ACCOUNT", "RunRow", "OrderRow", "FillRow", "TradeRow",
            "DecisionRow", "EquitySnapshotRow", "PositionRow", "TradingStateRow", "TradingStateHistoryRow",
-           "RiskStateRow", "AccountRow", "AccountPositionRow", "LearnerStateRow"]
+           "RiskStateRow", "AccountRow", "AccountPositionRow", "LearnerStateRow", "ReconciliationRow",
+           "BrokerAccountRow"]

@@ -6,7 +6,8 @@ that a strategy's entries and exits happen, so the checks see it in every state 
 reaches: flat, positioned, with entries and exits still working, and both at once.
 
 * An intent becomes a working order; it fills against the symbol's **next** bar (market at the
-  open, limit and stop when the bar reaches their price), never the bar that produced it.
+  open, limit and stop when the bar reaches their price, a stop-limit once its stop was reached
+  and then its limit, with the paper broker's trigger-bar rule), never the bar that produced it.
 * Each working order fills at most :data:`FILL_FRACTION` of its quantity per bar, as under a
   volume participation cap. Partial fills are where exit-sizing bugs live: a position, a working
   entry and a working exit at the same time (issue 5, B1).
@@ -48,21 +49,44 @@ class _Order:
     limit_price: float | None
     stop_price: float | None
     reduce_only: bool
+    triggered: bool = False  # a STOP_LIMIT whose stop was reached: it works as a LIMIT
+
+
+def _limit_fill(buy: bool, limit: float, bar: Bar) -> float | None:
+    if buy:
+        return min(bar.open, limit) if bar.low <= limit else None
+    return max(bar.open, limit) if bar.high >= limit else None
 
 
 def _fill_price(order: _Order, bar: Bar) -> float | None:
-    """Price at which ``order`` trades on ``bar`` (USD), or None when the bar never reaches it."""
+    """Price at which ``order`` trades on ``bar`` (USD), or None when the bar never reaches it.
+
+    A STOP_LIMIT follows :mod:`backtest.broker`'s rule without slippage: triggered by a high at or
+    above its stop (buy; a low at or below it for a sell), then a LIMIT; on the trigger bar a gap
+    through the stop applies the LIMIT rule to the whole bar, an intrabar trigger fills at the stop
+    when the limit is marketable there, else at the limit only if the close reached it.
+    """
     buy = order.side is Side.BUY
     if order.order_type is OrderType.LIMIT and order.limit_price is not None:
-        limit = order.limit_price
-        if buy:
-            return min(bar.open, limit) if bar.low <= limit else None
-        return max(bar.open, limit) if bar.high >= limit else None
+        return _limit_fill(buy, order.limit_price, bar)
     if order.order_type is OrderType.STOP and order.stop_price is not None:
         stop = order.stop_price
         if buy:
             return max(bar.open, stop) if bar.high >= stop else None
         return min(bar.open, stop) if bar.low <= stop else None
+    if order.order_type is OrderType.STOP_LIMIT and order.stop_price is not None and order.limit_price is not None:
+        stop, limit = order.stop_price, order.limit_price
+        if order.triggered:
+            return _limit_fill(buy, limit, bar)
+        if not (bar.high >= stop if buy else bar.low <= stop):
+            return None
+        order.triggered = True
+        if bar.open >= stop if buy else bar.open <= stop:  # gapped through: all the bar follows the trigger
+            return _limit_fill(buy, limit, bar)
+        if limit >= stop if buy else limit <= stop:  # marketable where the stop was crossed
+            return stop
+        reached = bar.close <= limit if buy else bar.close >= limit  # the close is known to follow the trigger
+        return limit if reached else None
     return bar.open
 
 
@@ -228,7 +252,7 @@ class CheckContext:
         return (self._now, self._cash, dict(self._positions), dict(self._avg), dict(self._entry),
                 dict(self._marks), {s: tuple(c) for s, c in self._closes.items()},
                 [(o.symbol, o.side, o.quantity, o.remaining, o.order_type, o.limit_price, o.stop_price,
-                  o.reduce_only) for o in self._orders])
+                  o.reduce_only, o.triggered) for o in self._orders])
 
     def _warm(self, symbol: str) -> deque[float] | None:
         closes = self._closes.get(symbol)

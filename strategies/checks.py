@@ -20,8 +20,9 @@ check. The rules (see :data:`CHECKS`):
     The check bars produce at least one intent (else ``check_params`` should trade more often).
 ``valid_intents``
     Every intent is an :class:`~core.intents.OrderIntent` with a :class:`~core.enums.Side`, a
-    quantity that is None or finite and > 0, a LIMIT order's ``limit_price`` and a STOP order's
-    ``stop_price`` (finite, > 0), finite positive prices otherwise, and a confidence in [0, 1].
+    quantity that is None or finite and > 0, a LIMIT order's ``limit_price``, a STOP order's
+    ``stop_price`` and both for a STOP_LIMIT (finite, > 0), finite positive prices otherwise, and a
+    confidence in [0, 1].
 ``bar_symbol_only``
     Intents are for the bar's symbol only. The kernel decides a symbol when its bar closes;
     an intent for another symbol would be sized and risk-checked on that symbol's older mark,
@@ -148,6 +149,15 @@ def _price_ok(value: object) -> bool:
 
 
 def _intent_problem(intent: object) -> str | None:
+    """What is wrong with one intent, or None.
+
+    >>> print(_intent_problem(OrderIntent("AAA", Side.BUY, 10.0, OrderType.STOP_LIMIT, stop_price=101.0)))
+    ... # doctest: +ELLIPSIS
+    OrderIntent(...): a STOP_LIMIT order needs stop_price and limit_price, limit_price missing
+    >>> _intent_problem(OrderIntent("AAA", Side.BUY, 10.0, OrderType.STOP_LIMIT, limit_price=101.5,
+    ...                             stop_price=101.0)) is None
+    True
+    """
     if not isinstance(intent, OrderIntent):
         return f"{intent!r} is a {type(intent).__name__}, not an OrderIntent"
     if not isinstance(intent.side, Side):
@@ -160,6 +170,9 @@ def _intent_problem(intent: object) -> str | None:
         return f"{intent}: a LIMIT order needs limit_price"
     if intent.order_type is OrderType.STOP and intent.stop_price is None:
         return f"{intent}: a STOP order needs stop_price"
+    if intent.order_type is OrderType.STOP_LIMIT and (intent.stop_price is None or intent.limit_price is None):
+        missing = " and ".join(name for name in ("stop_price", "limit_price") if getattr(intent, name) is None)
+        return f"{intent}: a STOP_LIMIT order needs stop_price and limit_price, {missing} missing"
     for field in ("limit_price", "stop_price", "stop_loss"):
         value = getattr(intent, field)
         if value is not None and not _price_ok(value):

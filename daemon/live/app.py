@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alerts.sinks import FanOutAlertSink, LogAlertSink, MemoryAlertSink
 from backtest.data import data_hash
 from backtest.kernel import Kernel, build_kernel, paper_venue
 from backtest.sources import BarSeries
 from core.clock import Clock
-from core.ports import AlertSink
+from core.ports import AlertSink, Broker, SimulatedVenue
 from core.recovery import RestoredState
 from core.time import parse_timeframe, to_nanos
 from daemon.config import AppConfig
@@ -26,6 +26,9 @@ from daemon.live.node import Feed, LiveNode, Notifier, Service, Telemetry
 from daemon.live.time_source import BarTime, PacedTime, TimeSource, WallTime
 from daemon.live.watchdog import StalenessWatchdog
 from state.journal import JournalWriter
+
+if TYPE_CHECKING:
+    from daemon.live.alpaca_session import AlpacaLink
 from state.recovery import load_restored
 from state.store import SqlStore
 
@@ -43,6 +46,7 @@ class LiveSession:
     store: SqlStore
     restored: RestoredState | None
     memory: MemoryAlertSink
+    alpaca: AlpacaLink | None = None
 
     def close(self) -> None:
         """Record how the session ended and close the store."""
@@ -79,7 +83,16 @@ def open_session(cfg: AppConfig, live: LiveConfig, *, series: list[BarSeries] | 
     """
     spec = cfg.run_spec()
     store = SqlStore(cfg.state.model_copy(update={"durable_orders": True}), account=live.account)
+    link = None
     try:
+        if live.broker == "alpaca":
+            from daemon.live.alpaca_session import connect
+
+            link = connect(cfg.alpaca, live, store)  # keys, account check, paper/live database binding
+            if store.load_account(live.account) is None:  # a new account starts from the broker's cash
+                spec = spec.model_copy(update={"replay": spec.replay.model_copy(update={"starting_cash": link.cash})})
+        else:
+            store.bind_broker_account(live.account, "paper", live.mode, None)
         restored = load_restored(store, live.account, starting_cash=spec.replay.starting_cash)
         resume_after = max(restored.last_bar_ts.values()) if restored and restored.last_bar_ts else None
         time_source = _time_source(live, series, resume_after)
@@ -91,13 +104,18 @@ def open_session(cfg: AppConfig, live: LiveConfig, *, series: list[BarSeries] | 
         memory = MemoryAlertSink()
         sink = alerts if alerts is not None else FanOutAlertSink(memory, LogAlertSink())
         prefix = f"paper-{wall}"
-        venue = paper_venue(spec, id_prefix=prefix)
-        kernel = build_kernel(spec, clock=Clock(start), broker=venue, venue=venue, store=store, alerts=sink,
+        venue: SimulatedVenue | None = None
+        if link is None:
+            venue = paper = paper_venue(spec, id_prefix=prefix)
+            broker: Broker = paper
+        else:
+            broker = link.make_broker(sink, time_source.now)
+        kernel = build_kernel(spec, clock=Clock(start), broker=broker, venue=venue, store=store, alerts=sink,
                               restored=restored, snapshot_interval_ns=0,
                               max_bar_lead_ns=MAX_BAR_LEAD_NS if isinstance(time_source, WallTime) else None)
         journal = JournalWriter(store)
-        journal.start(spec.model_dump(mode="json"), restored, start, venue_prefix=prefix, account=live.account,
-                      mode=live.mode)
+        journal.start(spec.model_dump(mode="json"), restored, start, venue_prefix=prefix if link is None else "",
+                      account=live.account, mode=live.mode, broker=live.broker)
         store.flush()
         all_feeds: list[Feed] = list(feeds or [])
         timeframe = series[0].timeframe_ns if series else 60_000_000_000
@@ -114,10 +132,13 @@ def open_session(cfg: AppConfig, live: LiveConfig, *, series: list[BarSeries] | 
                         services=services or [], telemetry=telemetry, notifier=notifier, watchdog=watchdog,
                         queue_size=live.queue_size, tick_s=live.tick, account=live.account, mode=live.mode,
                         aggregator=aggregator)
+        if link is not None:
+            link.attach(node, store, last_bar_ts=dict(restored.last_bar_ts) if restored else {},
+                        known=restored.known_client_order_ids if restored else frozenset())
     except BaseException:
         store.close()
         raise
-    return LiveSession(session_id, node, kernel, store, restored, memory)
+    return LiveSession(session_id, node, kernel, store, restored, memory, link)
 
 
 def _feed_timeframe(cfg: AppConfig) -> int:

@@ -17,10 +17,15 @@ class LiveConfig(BaseModel):
     account
         Name of the account whose state the node resumes and trades (one state per account).
     mode
-        ``"paper"``: the paper broker's fill model on live bars. Live money arrives with the Alpaca
-        broker and needs its own confirmation; no runtime command can switch modes.
+        ``"paper"`` (no real money: the paper broker, or Alpaca's paper account) or ``"live"`` (real
+        money: needs ``broker = "alpaca"`` and ``[alpaca] live_account_number``). Fixed for the life
+        of a state database: no runtime command can switch modes, and a database used in one mode
+        is refused in the other.
+    broker
+        ``"paper"``: tradingd's fill model on the bars; ``"alpaca"``: orders go to Alpaca.
     feed
-        ``"file"``: the ``[data]`` files paced in simulated real time; ``"mqtt"``: bars from MQTT.
+        ``"file"``: the ``[data]`` files paced in simulated real time; ``"mqtt"``: bars from MQTT;
+        ``"alpaca"``: Alpaca's market-data stream (``[alpaca] symbols``), backfilled after reconnects.
     speed
         File feed: bar-seconds per wall second (600 = ten bar-minutes a second); 0 = as fast as
         possible.
@@ -41,8 +46,9 @@ class LiveConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     account: str = Field("paper-default", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    mode: Literal["paper"] = "paper"
-    feed: Literal["file", "mqtt"] = "file"
+    mode: Literal["paper", "live"] = "paper"
+    broker: Literal["paper", "alpaca"] = "paper"
+    feed: Literal["file", "mqtt", "alpaca"] = "file"
     speed: float = Field(600.0, ge=0.0, allow_inf_nan=False)
     clock: Literal["auto", "bars", "wall"] = "auto"
     queue_size: int = Field(10_000, ge=1)

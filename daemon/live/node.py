@@ -104,6 +104,10 @@ class LiveNode:
         Event sources (bars, broker updates); each runs as its own task.
     services
         Further tasks that get the node (MQTT control, scheduler, health): ``await service(node)``.
+    before_ready
+        Awaited in order before READY and before any feed starts (``await hook(node)``): the
+        broker's startup reconciliation. Events they enqueue are handled before the first bar; an
+        exception stops the start (the process exits non-zero, systemd restarts it).
     telemetry, notifier
         MQTT telemetry and systemd notification (no-ops by default).
     watchdog
@@ -123,7 +127,7 @@ class LiveNode:
 
     def __init__(self, kernel: Kernel, *, time: TimeSource, store: Store, alerts: AlertSink,
                  journal: JournalWriter | None = None, feeds: Sequence[Feed] = (), services: Sequence[Service] = (),
-                 telemetry: Telemetry | None = None, notifier: Notifier | None = None,
+                 before_ready: Sequence[Service] = (), telemetry: Telemetry | None = None, notifier: Notifier | None = None,
                  watchdog: StalenessWatchdog | None = None, queue_size: int = 10_000, tick_s: float = 1.0,
                  account: str = "default", mode: str = "paper", aggregator: BarAggregator | None = None,
                  aggregation_grace_ns: int = 5_000_000_000) -> None:
@@ -135,6 +139,8 @@ class LiveNode:
         self.journal = journal
         self.feeds = list(feeds)
         self.services = list(services)
+        self.before_ready = list(before_ready)
+        self.status_parts: list[Callable[[], dict[str, Any]]] = []  # extra status sections (broker, reconciliation)
         self.telemetry: Telemetry = telemetry if telemetry is not None else _NullTelemetry()
         self.notifier: Notifier = notifier if notifier is not None else _NullNotifier()
         self.watchdog = watchdog
@@ -151,6 +157,9 @@ class LiveNode:
         self.stop_reason = ""
         self.on_handled: list[Callable[[Any, int], None]] = []  # (event, wall ns when enqueued) hooks
         self.on_stop: list[Callable[[], None]] = []  # after the final flush: let services finish (MQTT outbox)
+        # awaited when a stop is requested, before the queue's last event: in-flight broker calls
+        self.drain_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._drain_task: asyncio.Task[None] | None = None
         # node-level events (health ticks, equity snapshots, end of day): handled here, not by the
         # engine, and not journaled (they change nothing the engine decides on)
         self.node_handlers: dict[type, Callable[[Any], None]] = {}
@@ -187,10 +196,22 @@ class LiveNode:
         self._stopping.set()
         for task in self._intake:
             task.cancel()
+        if self.drain_hooks:  # a real broker's calls in flight: their answers are booked before STOP
+            self._drain_task = asyncio.get_running_loop().create_task(self._drain_then_stop())
+            return
         try:
             self.queue.put_nowait(_STOP)
         except asyncio.QueueFull:  # the cancelled producers free room; the pump drains up to STOP
             asyncio.get_running_loop().create_task(self.queue.put(_STOP))
+
+    async def _drain_then_stop(self) -> None:
+        for drain in self.drain_hooks:
+            try:
+                await asyncio.wait_for(drain(), timeout=10.0)
+            except Exception as exc:  # a broker that does not answer must not keep the node up
+                self.alerts.alert("warning", "shutdown: broker calls still in flight",
+                                  f"{type(exc).__name__}: {exc}; reconciliation at the next start books them")
+        await self.queue.put(_STOP)
 
     # --- running -----------------------------------------------------------------------------
     async def run(self, *, stop_when_feeds_end: bool = False, install_signals: bool = True) -> None:
@@ -200,6 +221,14 @@ class LiveNode:
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop, f"received {sig.name}")
+        try:
+            for startup in self.before_ready:  # startup reconciliation: nothing trades before it is done
+                await startup(self)
+        except BaseException:
+            if install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            raise
         self.alerts.alert("info", "tradingd started", f"{self.mode} account {self.account}, "
                           f"trading state {self.engine.risk.state.value}")
         self.telemetry.publish("status", {"state": "online", "mode": self.mode, "account": self.account},
@@ -216,7 +245,8 @@ class LiveNode:
                     group.create_task(self._stop_after_feeds(feeds))
                 await pump
                 for task in self._intake:
-                    task.cancel()
+                    if not task.cancelling():  # a second cancel would cut a feed's own clean-up short
+                        task.cancel()
                 self._shutdown()
                 shut = True
                 for hook in self.on_stop:  # e.g. the MQTT link sends its outbox, then "offline"
@@ -355,6 +385,7 @@ class LiveNode:
             "backpressure_waits": self.backpressure_waits, "dropped_bars": engine.dropped_bars,
             "last_heartbeat": iso(self.last_heartbeat) if self.last_heartbeat else None,
             "strategy_enabled": engine.strategy_enabled,
+            **{key: value for part in self.status_parts for key, value in _safe_part(part).items()},
         }
 
     def _subscribe(self) -> None:
@@ -388,6 +419,13 @@ class LiveNode:
         self.notifier.status(f"{self.mode} {self.account}: {change.current.value} ({change.reason})")
         if change.current is TradingState.HALTED:
             self.alerts.alert("critical", "trading HALTED", change.reason, account=self.account)
+
+
+def _safe_part(part: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return part()
+    except Exception as exc:  # a status must always answer
+        return {"status_error": f"{type(exc).__name__}: {exc}"}
 
 
 def time_ns_wall() -> int:

@@ -17,6 +17,37 @@ from alembic.config import Config
 
 SCRIPT_LOCATION = str(Path(__file__).resolve().parent)
 """Directory holding ``env.py``, ``script.py.mako`` and ``versions/``."""
+VERSION_TABLE = "tradingd_schema_version"
+"""Where the store's Alembic revision is kept. Not Alembic's default ``alembic_version``: Optuna
+keeps its own schema revision there, and the studies of ``tradingd optimize`` live in the same
+database (each would take the other's revision for its own)."""
+LEGACY_VERSION_TABLE = "alembic_version"
+"""Where databases made before 0005 keep the store's revision (moved on the next open)."""
+
+
+def adopt_legacy_version(connection: Any) -> bool:
+    """Move the store's revision out of ``alembic_version`` into :data:`VERSION_TABLE` (databases
+    made before 0005); return True if it moved. A revision there that is not one of the store's
+    (Optuna's) is left alone."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(connection)
+    tables = set(inspector.get_table_names())
+    if LEGACY_VERSION_TABLE not in tables or VERSION_TABLE in tables:
+        return False
+    ours = {p.stem for p in (Path(SCRIPT_LOCATION) / "versions").glob("0*.py")}
+    rows = connection.execute(sa.text(f"SELECT version_num FROM {LEGACY_VERSION_TABLE}")).scalars().all()
+    mine = [r for r in rows if r in ours]
+    if not mine:
+        return False
+    connection.execute(sa.text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
+                               f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"))
+    for revision in mine:
+        connection.execute(sa.text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:r)"), {"r": revision})
+        connection.execute(sa.text(f"DELETE FROM {LEGACY_VERSION_TABLE} WHERE version_num = :r"), {"r": revision})
+    if len(mine) == len(rows):
+        connection.execute(sa.text(f"DROP TABLE {LEGACY_VERSION_TABLE}"))
+    return True
 
 
 def alembic_config(*, connection: Any = None, url: str | None = None) -> Config:
@@ -45,4 +76,4 @@ def alembic_config(*, connection: Any = None, url: str | None = None) -> Config:
     return config
 
 
-__all__ = ["SCRIPT_LOCATION", "alembic_config"]
+__all__ = ["LEGACY_VERSION_TABLE", "SCRIPT_LOCATION", "VERSION_TABLE", "adopt_legacy_version", "alembic_config"]

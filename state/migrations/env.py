@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from state.migrations import VERSION_TABLE
 from state.tables import METADATA
 
 config = context.config
@@ -17,6 +18,7 @@ def _configure(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
+        version_table=VERSION_TABLE,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
     )
 
@@ -24,7 +26,7 @@ def _configure(connection: Connection) -> None:
 def run_migrations_offline() -> None:
     """Emit the migration SQL for ``sqlalchemy.url`` without connecting (``--sql``)."""
     context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, dialect_opts={"paramstyle": "named"})
+                      literal_binds=True, dialect_opts={"paramstyle": "named"}, version_table=VERSION_TABLE)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -28,7 +28,7 @@ NS = 1_000_000_000
 MIN = 60 * NS
 T0 = 1_700_000_040 * NS  # a minute boundary
 BUY, SELL = Side.BUY, Side.SELL
-MKT, LMT, STP = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP
+MKT, LMT, STP, SLM = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT
 ZERO = {"slippage_bps": 0.0}
 TEN = {"slippage_bps": 10.0}
 
@@ -58,11 +58,12 @@ class Scenario(NamedTuple):
     config: dict[str, Any]
     order_type: OrderType
     side: Side
-    price: float | None  # limit price for LIMIT, stop price for STOP
+    price: float | None  # limit price for LIMIT, stop price for STOP and STOP_LIMIT
     bars: list[tuple[float, float, float, float, float]]  # open, high, low, close, volume
     expected: list[tuple[int, float, float, float]]  # (bar index, quantity, price, commission) per fill
     quantity: float = 100.0
     history: int = 0  # bars fed before the order is submitted at the start of bar ``history``
+    limit: float | None = None  # limit price of a STOP_LIMIT
 
 
 V = 1_000_000.0
@@ -170,6 +171,51 @@ SCENARIOS = {
         {"slippage_bps": 0.0, "participation_cap": 0.1}, STP, BUY, 101.0,
         [(100, 102, 99, 101, 500), (100, 100.5, 99, 100, 500)],
         [(0, 50, 101.0, 0), (1, 50, 100.0, 0)]),
+    # stop-limit buy: stop 101 (price), limit in the last field; sell: stop 99
+    "stop-limit buy not triggered": Scenario(TEN, SLM, BUY, 101.0, [(100, 100.9, 98, 100, V)], [], limit=101.5),
+    "stop-limit buy triggers intrabar and fills at the stop, 0 bps": Scenario(
+        ZERO, SLM, BUY, 101.0, [(100, 102, 99, 101.5, V)], [(0, 100, 101.0, 0)], limit=101.5),
+    "stop-limit buy triggers intrabar, 10 bps from the stop": Scenario(
+        TEN, SLM, BUY, 101.0, [(100, 102, 99, 101.5, V)], [(0, 100, 101.101, 0)], limit=101.5),
+    "stop-limit buy triggers intrabar, slippage capped at the limit": Scenario(
+        TEN, SLM, BUY, 101.0, [(100, 102, 99, 101.5, V)], [(0, 100, 101.05, 0)], limit=101.05),
+    "stop-limit buy, limit at the stop: fills at the stop, no worse": Scenario(
+        TEN, SLM, BUY, 101.0, [(100, 102, 99, 101.5, V)], [(0, 100, 101.0, 0)], limit=101.0),
+    "stop-limit buy triggers but the limit is never reached": Scenario(
+        ZERO, SLM, BUY, 101.0, [(100, 102, 99, 101.5, V), (101.2, 102, 100.5, 101, V), (101, 103, 100.2, 102, V)],
+        [], limit=100.0),  # the trigger bar's low 99 may have come before the trigger: no fill
+    "stop-limit buy triggered, limit touched on a later bar": Scenario(
+        TEN, SLM, BUY, 101.0, [(100, 102, 99.5, 101.5, V), (101, 101.5, 99.8, 100.5, V)], [(1, 100, 100.0, 0)],
+        limit=100.0),
+    "stop-limit buy triggered, a later bar opens through the limit": Scenario(
+        TEN, SLM, BUY, 101.0, [(100, 102, 99.5, 101.5, V), (99.5, 100, 99, 99.8, V)], [(1, 100, 99.5995, 0)],
+        limit=100.0),
+    "stop-limit buy triggers intrabar, the close back under the limit fills at the limit": Scenario(
+        TEN, SLM, BUY, 101.0, [(100.5, 102, 99, 99.5, V)], [(0, 100, 100.0, 0)], limit=100.0),
+    "stop-limit buy gaps through the stop, open within the limit": Scenario(
+        TEN, SLM, BUY, 101.0, [(102, 104, 101.5, 103, V)], [(0, 100, 102.102, 0)], limit=103.0),
+    "stop-limit buy gaps through stop and limit, the limit is never reached": Scenario(
+        TEN, SLM, BUY, 101.0, [(103, 104, 102.5, 103.5, V), (103, 103.5, 102.2, 103, V)], [], limit=102.0),
+    "stop-limit buy gaps through stop and limit, falls back to the limit on the gap bar": Scenario(
+        TEN, SLM, BUY, 101.0, [(103, 104, 101.5, 103, V)], [(0, 100, 102.0, 0)], limit=102.0),
+    "stop-limit buy: the decision bar's high does not trigger it": Scenario(
+        ZERO, SLM, BUY, 101.0, [(100, 102, 99, 101.5, V), (100, 100.5, 99.5, 100, V)], [], history=1, limit=101.5),
+    "stop-limit sell not triggered": Scenario(TEN, SLM, SELL, 99.0, [(100, 102, 99.1, 100, V)], [], limit=98.5),
+    "stop-limit sell triggers intrabar, 10 bps from the stop": Scenario(
+        TEN, SLM, SELL, 99.0, [(100, 101, 98, 98.5, V)], [(0, 100, 98.901, 0)], limit=98.5),
+    "stop-limit sell triggers intrabar, slippage floored at the limit": Scenario(
+        TEN, SLM, SELL, 99.0, [(100, 101, 98, 98.5, V)], [(0, 100, 98.95, 0)], limit=98.95),
+    "stop-limit sell triggers, limit above the stop reached on a later bar": Scenario(
+        ZERO, SLM, SELL, 99.0, [(100, 100.5, 98, 99, V), (99.2, 99.8, 99, 99.5, V)], [(1, 100, 99.5, 0)],
+        limit=99.5),  # the trigger bar's high 100.5 came before the trigger, and its close 99 is under the limit
+    "stop-limit sell gaps through stop and limit, rests until the limit": Scenario(
+        ZERO, SLM, SELL, 99.0, [(97, 97.5, 96, 97, V), (97.5, 98.5, 97, 98, V)], [(1, 100, 98.0, 0)], limit=98.0),
+    "stop-limit sell gaps through the stop, open above the limit": Scenario(
+        ZERO, SLM, SELL, 99.0, [(98.5, 99, 97, 98, V)], [(0, 100, 98.5, 0)], limit=98.0),
+    "participation cap: triggered stop-limit remainder stays a limit": Scenario(
+        {"slippage_bps": 0.0, "participation_cap": 0.1}, SLM, BUY, 101.0,
+        [(100, 102, 99, 101, 500), (102, 103, 101.8, 102.5, 500), (101.4, 102, 101, 101.5, 500)],
+        [(0, 50, 101.0, 0), (2, 50, 101.4, 0)], limit=101.5),  # a STOP's remainder would take bar 1's open
 }
 
 
@@ -180,8 +226,8 @@ def test_fill_scenarios(scenario: Scenario) -> None:
     for bar in bars[:scenario.history]:
         assert broker.on_bar(bar) == ()
     submit_ts = T0 + scenario.history * MIN
-    limit = scenario.price if scenario.order_type is LMT else None
-    stop = scenario.price if scenario.order_type is STP else None
+    limit = scenario.price if scenario.order_type is LMT else scenario.limit
+    stop = scenario.price if scenario.order_type in (STP, SLM) else None
     order = make_order("o-1", scenario.side, scenario.quantity, scenario.order_type, limit, stop, ts=submit_ts)
     assert broker.submit(order, submit_ts) == [accepted("o-1", "paper-1", submit_ts)]
 
@@ -208,6 +254,18 @@ def test_fill_scenarios(scenario: Scenario) -> None:
 
 
 # --- slippage cost on the fill --------------------------------------------------------------------
+def test_stop_limit_fill_reports_slippage_cost_from_its_reference_price() -> None:
+    broker = PaperBroker(FillConfig(slippage_bps=10.0))
+    broker.submit(make_order("at-stop", order_type=SLM, stop=101.0, limit=101.5), T0)
+    broker.submit(make_order("at-limit", order_type=SLM, stop=101.0, limit=100.0), T0)
+    broker.submit(make_order("gap", order_type=SLM, stop=99.0, limit=102.0), T0)
+    fills = [f for f in broker.on_bar(make_bar(0, 100.5, 102, 99, 99.5)) if isinstance(f, OrderFilled)]
+    assert [(f.client_order_id, f.price) for f in fills] == [("at-stop", pytest.approx(101.101)),
+                                                             ("at-limit", 100.0), ("gap", pytest.approx(100.6005))]
+    # 100 shares x (101.101 - 101); a limit filled at the close-proven touch: 0; a gap: from the open
+    assert [f.slippage for f in fills] == [pytest.approx(10.1), 0.0, pytest.approx(100 * 0.1005)]
+
+
 @pytest.mark.parametrize("order_type, side, price, bar, bps, expected", [
     (MKT, BUY, None, (100, 102, 99, 101), 10.0, 100 * 0.1),  # 100 shares x (100.1 - 100)
     (MKT, SELL, None, (100, 102, 99, 101), 10.0, 100 * 0.1),
@@ -471,6 +529,11 @@ def test_cancel_unknown_order() -> None:
     ({"order_type": LMT, "limit": -1.0}, "limit_price must be a positive"),
     ({"order_type": STP, "stop": 0.0}, "stop_price must be a positive"),
     ({"order_type": STP, "stop": math.nan}, "stop_price must be a positive"),
+    ({"order_type": SLM, "limit": 101.5}, "stop_limit order requires stop_price and limit_price, stop_price missing"),
+    ({"order_type": SLM, "stop": 101.0}, "stop_limit order requires stop_price and limit_price, limit_price missing"),
+    ({"order_type": SLM}, "stop_price and limit_price missing"),
+    ({"order_type": SLM, "stop": 101.0, "limit": math.inf}, "limit_price must be a positive"),
+    ({"order_type": SLM, "stop": -1.0, "limit": 101.5}, "stop_price must be a positive"),
 ])
 def test_rejections(kwargs: dict[str, Any], reason: str) -> None:
     broker = PaperBroker(FillConfig())
@@ -629,6 +692,97 @@ def test_engine_fills_at_the_next_bar_open_across_symbols() -> None:
     assert engine.portfolio.cash == pytest.approx(50_000.0 - 100 * 52 * 1.001 - 1.0)
     assert broker.open_orders() == []
     assert alerts.alerts == []
+
+
+class _StopLimitOnFirstBar:
+    """Sends one stop-limit buy of 100 shares (stop 51, limit 51.5) at its first bar's close."""
+
+    strategy_id = "e2e-stop-limit"
+    params = None
+    uses_learner = False
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def on_bar(self, ctx: Any, bar: Bar) -> list[OrderIntent]:
+        if self.done:
+            return []
+        self.done = True
+        return [OrderIntent(bar.symbol, BUY, 100.0, SLM, limit_price=51.5, stop_price=51.0, reason="breakout")]
+
+
+def test_engine_stop_limit_rests_triggers_and_fills_at_its_limit() -> None:
+    """Through the real Engine: a stop-limit decided at bar 0's close is not triggered by bar 0's
+    own high, rests over a bar below the stop, triggers on a bar that gaps over the limit without
+    filling, and fills at its limit when a later bar comes back to it."""
+    store, alerts = _Store(), _Alerts()
+    broker = PaperBroker(FillConfig(slippage_bps=10.0))
+    engine = Engine(clock=Clock(T0), portfolio=Portfolio(50_000.0), strategy=_StopLimitOnFirstBar(), risk=_Risk(),
+                    broker=broker, venue=broker, store=store, alerts=alerts)
+    bars = [make_bar(0, 50, 52, 49, 50), make_bar(1, 50, 50.8, 49.5, 50.5), make_bar(2, 52, 53, 51.8, 52.5),
+            make_bar(3, 52, 52.5, 51.2, 51.6)]
+    for bar in bars[:3]:
+        engine.handle(bar)
+    assert store.fills == [] and len(broker.open_orders()) == 1
+    engine.handle(bars[3])
+    (fill,) = store.fills
+    assert (fill.quantity, fill.price, fill.ts_event) == (100.0, 51.5, bars[3].ts_event)
+    assert engine.portfolio.position("AAA") == 100.0
+    assert engine.portfolio.cash == pytest.approx(50_000.0 - 100 * 51.5)
+    assert broker.open_orders() == [] and alerts.alerts == []
+
+
+def test_restored_stop_limit_keeps_its_trigger_only_if_it_partly_filled() -> None:
+    broker = PaperBroker(FillConfig(slippage_bps=0.0))
+    partly = make_order("partly", order_type=SLM, stop=101.0, limit=100.0)
+    partly.filled_quantity = 40.0
+    partly.status = OrderStatus.PARTIALLY_FILLED
+    untouched = make_order("untouched", order_type=SLM, stop=101.0, limit=100.0)
+    broker.restore(partly, T0 + 5 * MIN)
+    broker.restore(untouched, T0 + 5 * MIN)
+    # a bar under the stop: only the triggered one works, as a limit at 100
+    fills = [f for f in broker.on_bar(make_bar(6, 99.5, 100.2, 99, 100)) if isinstance(f, OrderFilled)]
+    assert [(f.client_order_id, f.quantity, f.price, f.cum_quantity) for f in fills] == [("partly", 60.0, 99.5,
+                                                                                          100.0)]
+    assert broker.open_orders() == ["untouched"]
+
+
+_GRID = st.sampled_from([97.0, 98.0, 99.0, 99.5, 100.0, 100.5, 101.0, 102.0, 103.0])
+
+
+@st.composite
+def _ohlc(draw: st.DrawFn) -> tuple[float, float, float, float]:
+    prices = sorted(draw(st.lists(_GRID, min_size=4, max_size=4)))
+    low, high = prices[0], prices[3]
+    o, c = draw(st.permutations([prices[1], prices[2]]))
+    return o, high, low, c
+
+
+@settings(max_examples=300, deadline=None)
+@given(side=st.sampled_from([BUY, SELL]), stop=_GRID, limit=_GRID, bars=st.lists(_ohlc(), min_size=1, max_size=6))
+def test_check_book_and_paper_broker_fill_stop_limits_alike(side: Side, stop: float, limit: float,
+                                                            bars: list[tuple[float, float, float, float]]) -> None:
+    """The strategy conformance book (strategies.check_context) and the venue agree on the bar and
+    price (no slippage) of a stop-limit's first fill, so strategies are checked against the same
+    rule they are backtested with."""
+    from strategies.check_context import CheckContext
+
+    broker = PaperBroker(FillConfig(slippage_bps=0.0))
+    broker.submit(make_order(side=side, order_type=SLM, stop=stop, limit=limit), T0)
+    book = CheckContext(learner=False)
+    book.submit([OrderIntent("AAA", side, 100.0, SLM, limit_price=limit, stop_price=stop)])
+    venue_first: tuple[int, float] | None = None
+    book_first: tuple[int, float] | None = None
+    for i, row in enumerate(bars):
+        bar = make_bar(i, *row)
+        fills = [f for f in broker.on_bar(bar) if isinstance(f, OrderFilled)]
+        if fills and venue_first is None:
+            venue_first = (i, fills[0].price)
+        held = book.position("AAA")
+        book.begin_bar(bar)
+        if book.position("AAA") != held and book_first is None:
+            book_first = (i, book.avg_price("AAA"))
+    assert venue_first == book_first
 
 
 # --- B7: time in force DAY, order age --------------------------------------------------------------

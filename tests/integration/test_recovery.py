@@ -72,7 +72,13 @@ def test_a_restarted_paper_kernel_resumes_the_account(two_symbols, url):
     snap_before, snap_after = before.risk.snapshot(0), after.risk.snapshot(0)
     assert (snap_after.state, snap_after.peak_equity, snap_after.loss_streak) == \
         (snap_before.state, snap_before.peak_equity, snap_before.loss_streak)
-    assert after.engine.last_bar_ts == before.engine.last_bar_ts
+    # the last bar per symbol, raised to just before the symbol's last order decision (a bar the
+    # account already decided on is never decided on again); the next bar is still accepted
+    decided = {s: max(o.ts_created for o in before.book.orders.values() if o.symbol == s) - 1
+               for s in {o.symbol for o in before.book.orders.values()}}
+    assert after.engine.last_bar_ts == {s: max(ts, decided.get(s, ts)) for s, ts in before.engine.last_bar_ts.items()}
+    nxt = {b.symbol: b for b in reversed(bars[half:])}
+    assert all(nxt[s].ts_event > after.engine.last_bar_ts[s] for s in nxt)
 
     old_ids = set(before.book.orders)
     for bar in bars[:half]:  # a feed replaying old bars after the restart: all refused, nothing traded

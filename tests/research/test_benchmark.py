@@ -229,3 +229,117 @@ def test_benchmark_metrics_use_the_real_exposure_when_a_symbol_starts_later(spy_
     for name in ("SPY", "equal_weight"):
         summary = summarize(result, benchmark=name)
         assert summary.benchmark is not None and summary.benchmark.exposure == pytest.approx(1.0)
+
+
+# --- block-at-a-time valuation --------------------------------------------------------------------
+# The benchmarks are valued a block (or a month) of the index at a time so a 10M-bar index costs
+# only the two result columns; the values must be exactly the whole-index definitions below.
+
+def _whole_asof(close: pd.Series, index: pd.DatetimeIndex) -> np.ndarray:
+    clean = close.astype(float).dropna().sort_index(kind="stable")
+    pos = pd.DatetimeIndex(clean.index).tz_convert("UTC").searchsorted(index, side="right") - 1
+    out = np.full(len(index), np.nan)
+    out[pos >= 0] = clean.to_numpy()[pos[pos >= 0]]
+    return out
+
+
+def _whole_hold(closes, cash, index):
+    allocation = cash / len(closes)
+    total, invested = np.zeros(len(index)), np.zeros(len(index))
+    for close in closes.values():
+        prices = _whole_asof(close, index)
+        known = np.flatnonzero(~np.isnan(prices))
+        value = np.full(len(index), allocation)
+        if len(known):
+            value[known[0]:] = allocation / prices[known[0]] * prices[known[0]:]
+            invested[known[0]:] += value[known[0]:]
+        total += value
+    return total, invested
+
+
+def _whole_monthly(closes, cash, index):
+    prices = np.column_stack([_whole_asof(c, index) for c in closes.values()])
+    month = index.year.to_numpy() * 12 + index.month.to_numpy()
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(month) != 0) + 1, [len(index)]))
+    value, invested = np.empty(len(index)), np.zeros(len(index))
+    shares = np.zeros(prices.shape[1])
+    for begin, stop in zip(starts[:-1], starts[1:]):
+        held = shares > 0
+        wealth = cash + float(shares[held] @ prices[begin, held])
+        known = ~np.isnan(prices[begin])
+        shares = np.zeros(prices.shape[1])
+        if not known.any():
+            cash, value[begin:stop] = wealth, wealth
+            continue
+        cash = 0.0
+        shares[known] = wealth / int(known.sum()) / prices[begin, known]
+        value[begin:stop] = invested[begin:stop] = prices[begin:stop][:, known] @ shares[known]
+    return value, invested
+
+
+def _random_benchmark_inputs(seed: int):
+    """An index (various units, spacings, some duplicate stamps) and 1-3 closes each either on
+    exactly that index, on a part of it, or on their own New York stamps with a NaN."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    step = int(rng.choice([60, 3600, 86400, 5 * 86400]))
+    seconds = 1_577_889_000 + int(rng.integers(-10**8, 10**8)) + np.cumsum(rng.integers(1, 3, n)) * step
+    if seed % 7 == 3:
+        seconds = np.sort(np.concatenate([seconds[: n // 2], seconds[: n // 3]]))[:n]
+    unit = ("s", "us", "ns")[seed % 3]
+    index = pd.DatetimeIndex((seconds * {"s": 1, "us": 10**6, "ns": 10**9}[unit]).view(f"M8[{unit}]")).tz_localize("UTC")
+    closes = {}
+    for j in range(int(rng.integers(1, 4))):
+        kind = int(rng.integers(0, 4))
+        if kind == 2:
+            own = np.sort(rng.choice(np.arange(seconds[0] - 5 * step, seconds[-1] + 5 * step, step), int(rng.integers(1, n + 5))))
+            where = pd.DatetimeIndex((own * 10**9).view("M8[ns]")).tz_localize("UTC").tz_convert("America/New_York")
+        else:
+            where = {0: index, 1: index[int(rng.integers(0, n // 2 + 1)):], 3: index[: max(1, n // 3)]}[kind]
+        values = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, len(where))))
+        if kind == 2 and len(values) > 3:
+            values[1] = np.nan
+        closes[f"S{j}"] = pd.Series(values, index=where)
+    return index, closes, float(rng.choice([1000.0, 100_000.0, 12_345.678]))
+
+
+@pytest.mark.parametrize("block", [1, 3, 50, 1 << 16])
+def test_benchmarks_valued_a_block_at_a_time_equal_the_whole_index_definitions(block, monkeypatch):
+    import research.benchmark as benchmark
+
+    monkeypatch.setattr(benchmark, "BLOCK", block)
+    for seed in range(30):
+        index, closes, cash = _random_benchmark_inputs(seed)
+        utc = index.tz_convert("UTC")
+        for name, (value, invested) in [("equal_weight", _whole_monthly(closes, cash, utc)),
+                                        ("equal_weight_hold", _whole_hold(closes, cash, utc)),
+                                        *((s, _whole_hold({s: closes[s]}, cash, utc)) for s in closes)]:
+            curve = benchmark_curve(name, closes, cash, index)
+            assert curve is not None
+            np.testing.assert_array_equal(curve.equity.to_numpy(), value, err_msg=f"{name} seed {seed}")
+            exposure = np.divide(invested, value, out=np.zeros_like(value), where=value > 0)
+            np.testing.assert_array_equal(curve.exposure.to_numpy(), exposure, err_msg=f"{name} seed {seed}")
+            assert curve.equity.index is index and curve.exposure.index is index
+
+
+def test_a_long_benchmark_allocates_only_its_two_columns():
+    import tracemalloc
+
+    from research.metrics import BLOCK
+
+    n = 600_000
+    rng = np.random.default_rng(2)
+    index = pd.DatetimeIndex(1_577_889_000_000_000_000 + np.arange(n, dtype=np.int64) * 60_000_000_000,
+                             dtype="datetime64[ns, UTC]")
+    close = pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 1e-3, n))), index=index, copy=False)
+    for name, closes in [("SPY", {"SPY": close}), ("equal_weight", {"SPY": close}),
+                         ("equal_weight", {"SPY": close, "LATE": close.iloc[n // 2::3]})]:
+        tracemalloc.start()
+        try:
+            curve = benchmark_curve(name, closes, 1e5, index)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        # equity and exposure (16 bytes a point), a few blocks, and one month of the closes
+        assert peak < 16 * n + 8 * BLOCK * 8 + 2 * 44_640 * 8 * len(closes), (name, len(closes))
+        assert curve is not None and len(curve.equity) == n

@@ -248,3 +248,154 @@ def test_to_dict_gives_the_drawdown_duration_in_seconds_and_days_and_as_text():
     assert d["max_drawdown_duration_days"] == 3.0
     assert d["max_drawdown_duration"] == "3 days 00:00:00"
     assert json.loads(json.dumps(d, allow_nan=False))["max_drawdown_duration_seconds"] == 259_200.0
+
+
+# --- the block-at-a-time passes over long curves ---------------------------------------------------
+# compute_metrics, drawdown_series, the daily/monthly/yearly reductions and the worst drawdowns
+# walk the full-resolution curve in blocks of research.metrics.BLOCK points, so a 10M-bar curve
+# costs no curve-long temporaries. Their results must be exactly those of the whole-curve pandas
+# definitions below, wherever the block boundaries fall.
+
+def _whole_drawdown(values: pd.Series) -> pd.Series:
+    return values / values.cummax() - 1.0
+
+
+def _whole_duration(values: pd.Series) -> pd.Timedelta:
+    arr, times = values.to_numpy(), values.index
+    at_peak = arr >= np.maximum.accumulate(arr)
+    peak_pos = np.maximum.accumulate(np.where(at_peak, np.arange(len(arr)), 0))
+    longest = pd.Timedelta(0)
+    recoveries = np.flatnonzero(at_peak[1:] & ~at_peak[:-1]) + 1
+    if len(recoveries):
+        longest = max(longest, (times[recoveries] - times[peak_pos[recoveries - 1]]).max())
+    if not at_peak[-1]:
+        longest = max(longest, times[-1] - times[peak_pos[-1]])
+    return longest
+
+
+def _whole_daily(values: pd.Series) -> pd.Series:
+    return values.groupby(pd.DatetimeIndex(values.index).normalize()).last()
+
+
+def _curves():
+    """Random curves of every shape the passes branch on: trending, choppy integer steps (ties at
+    the peak), flat, long unrecovered falls, plateaus; several index units and spacings, some
+    before 1970, some spanning many days per point."""
+    for seed in range(24):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(1, 700))
+        kind = seed % 5
+        if kind == 0:
+            v = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+        elif kind == 1:
+            v = np.abs(100 + np.cumsum(rng.choice([-1.0, 0.0, 1.0], n))) + 1
+        elif kind == 2:
+            v = np.full(n, 100.0)
+        elif kind == 3:
+            v = np.maximum(100 + np.cumsum(rng.normal(-0.2, 1, n)), 1)
+        else:
+            v = np.repeat(100 * np.exp(np.cumsum(rng.normal(0, 0.02, n // 7 + 1))), 7)[:n]
+        unit = ("s", "ms", "us", "ns")[seed % 4]
+        step = int(rng.choice([60, 3600, 7 * 3600, 3 * 86400]))
+        seconds = int(rng.integers(-10**9, 2 * 10**9)) + np.cumsum(rng.integers(1, 3, n)) * step
+        scale = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
+        index = pd.DatetimeIndex((seconds * scale).view(f"M8[{unit}]")).tz_localize("UTC")
+        yield pd.Series(v, index=index.rename("time" if seed % 3 else None), name="equity" if seed % 2 else None)
+
+
+@pytest.mark.parametrize("block", [1, 2, 7, 64, 1 << 16])
+def test_block_passes_give_exactly_the_whole_curve_results(block, monkeypatch):
+    import research.metrics as metrics
+    import research.tearsheet as tearsheet
+
+    monkeypatch.setattr(metrics, "BLOCK", block)
+    monkeypatch.setattr(tearsheet, "BLOCK", block)
+    for equity in _curves():
+        got = compute_metrics(equity)
+        assert got.max_drawdown == float(-_whole_drawdown(equity).min())
+        duration = _whole_duration(equity)
+        assert got.max_drawdown_duration == duration and str(got.max_drawdown_duration) == str(duration)
+        pd.testing.assert_series_equal(drawdown_series(equity), _whole_drawdown(equity).rename("drawdown"),
+                                       check_exact=True, check_freq=True)
+        daily = _whole_daily(equity)
+        pd.testing.assert_series_equal(metrics._daily_closes(equity), daily, check_exact=True, check_freq=True)
+        pd.testing.assert_series_equal(metrics.daily_returns(equity), daily.pct_change().iloc[1:].rename("returns"),
+                                       check_exact=True)
+        idx = pd.DatetimeIndex(equity.index)
+        month_end = equity.groupby([idx.year, idx.month]).last()
+        previous = month_end.shift(1)
+        previous.iloc[0] = equity.iloc[0]
+        expected = (month_end / previous - 1.0).unstack().reindex(columns=range(1, 13))
+        table = monthly_returns(equity)
+        np.testing.assert_array_equal(table.to_numpy(), expected.to_numpy())
+        assert table.index.tolist() == expected.index.tolist()
+        year_end = equity.groupby(idx.year).last()
+        previous = year_end.shift(1)
+        previous.iloc[0] = equity.iloc[0]
+        assert tearsheet.yearly_returns(equity).to_dict() == (year_end / previous - 1.0).to_dict()
+
+
+def _worst_by_groups(equity: pd.Series, top: int) -> list[tuple]:
+    """The worst spells by grouping every underwater point by its peak (whole-curve definition)."""
+    dd = _whole_drawdown(equity).to_numpy()
+    under = dd < 0
+    if not under.any():
+        return []
+    peak_pos = np.maximum.accumulate(np.where(~under, np.arange(len(dd)), 0))
+    frame = pd.DataFrame({"peak": peak_pos[under], "pos": np.flatnonzero(under), "dd": dd[under]})
+    rows = frame.loc[frame.groupby("peak", sort=False)["dd"].idxmin()]
+    rows = rows.assign(last=frame.groupby("peak", sort=False)["pos"].max().loc[rows["peak"]].to_numpy())
+    rows = rows.sort_values(["dd", "peak"], kind="stable").head(top)
+    times = equity.index
+    out = []
+    for peak, pos, depth, last in rows[["peak", "pos", "dd", "last"]].itertuples(index=False):
+        end = times[last + 1] if last + 1 < len(dd) else times[-1]
+        out.append((times[peak], times[pos], end if last + 1 < len(dd) else None, float(-depth),
+                    (end - times[peak]) / pd.Timedelta(days=1)))
+    return out
+
+
+@pytest.mark.parametrize("block", [1, 3, 50, 1 << 16])
+def test_worst_drawdowns_are_the_same_whatever_the_block_boundaries(block, monkeypatch):
+    import research.tearsheet as tearsheet
+
+    monkeypatch.setattr(tearsheet, "BLOCK", block)
+    for equity in _curves():
+        for top in (1, 5, 1000):
+            got = [(p.start, p.trough, p.recovery, p.depth, p.days) for p in tearsheet.drawdown_periods(equity, top)]
+            assert got == _worst_by_groups(equity, top)
+
+
+def _traced_peak(call) -> int:
+    """Bytes allocated at the peak of ``call()`` beyond what was allocated before (numpy and
+    pandas allocations are traced)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        call()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_metrics_of_a_long_curve_allocate_no_curve_long_temporaries():
+    from research.metrics import BLOCK, daily_returns
+    from research.tearsheet import drawdown_periods, relative_stats, yearly_returns
+
+    n = 600_000  # 4.8 MB a column: one curve-long temporary would show
+    rng = np.random.default_rng(11)
+    index = pd.DatetimeIndex(1_577_889_000_000_000_000 + np.arange(n, dtype=np.int64) * 60_000_000_000,
+                             dtype="datetime64[ns, UTC]")
+    equity = pd.Series(1e5 * np.exp(np.cumsum(rng.normal(0, 1e-4, n))), index=index, copy=False)
+    other = pd.Series(1e5 * np.exp(np.cumsum(rng.normal(0, 1e-4, n))), index=index, copy=False)
+    exposure = pd.Series(rng.random(n), index=index, copy=False)
+    allowance = 4 * BLOCK * 8 + 512 * 1024  # a few blocks of float64, and the small daily series
+    calls = {"compute_metrics": lambda: compute_metrics(equity, exposure=exposure),
+             "daily_returns": lambda: daily_returns(equity), "monthly_returns": lambda: monthly_returns(equity),
+             "yearly_returns": lambda: yearly_returns(equity), "drawdown_periods": lambda: drawdown_periods(equity),
+             "relative_stats": lambda: relative_stats(equity, other, 252.0)}
+    for name, call in calls.items():
+        assert _traced_peak(call) < allowance, name
+    assert _traced_peak(lambda: drawdown_series(equity)) < 8 * n + allowance  # the result itself only

@@ -55,6 +55,21 @@ DENIALS = [
      "limit order needs limit_price > 0, got None"),
     ("stop without price", {}, {}, 0.0, OrderIntent("XYZ", BUY, order_type=OrderType.STOP),
      "stop order needs stop_price > 0, got None"),
+    ("stop-limit without stop price", {}, {}, 0.0,
+     OrderIntent("XYZ", BUY, order_type=OrderType.STOP_LIMIT, limit_price=101.5),
+     "stop_limit order needs stop_price > 0, got None"),
+    ("stop-limit without limit price", {}, {}, 0.0,
+     OrderIntent("XYZ", BUY, order_type=OrderType.STOP_LIMIT, stop_price=101.0),
+     "stop_limit order needs limit_price > 0, got None"),
+    ("stop-limit with a zero limit price", {}, {}, 0.0,
+     OrderIntent("XYZ", BUY, order_type=OrderType.STOP_LIMIT, stop_price=101.0, limit_price=0.0),
+     "stop_limit order needs limit_price > 0, got 0.0"),
+    ("stop-limit with a negative stop price", {}, {}, 0.0,
+     OrderIntent("XYZ", BUY, order_type=OrderType.STOP_LIMIT, stop_price=-1.0, limit_price=101.5),
+     "stop_limit order needs stop_price > 0, got -1.0"),
+    ("stop-limit with a nan stop price", {}, {}, 0.0,
+     OrderIntent("XYZ", BUY, order_type=OrderType.STOP_LIMIT, stop_price=float("nan"), limit_price=101.5),
+     "stop_limit order needs stop_price > 0, got nan"),
     ("reduce_only while flat", {}, {}, 0.0, OrderIntent("XYZ", SELL, reduce_only=True),
      "nothing to reduce: reduce_only sell but XYZ position is 0.0"),
     ("reduce_only on the wrong side", {}, {"XYZ": 50.0}, 0.0, OrderIntent("XYZ", BUY, reduce_only=True),
@@ -187,6 +202,18 @@ def test_submit_order_carries_the_intent():
     assert order == SubmitOrder(client_order_id="s1-XYZ-1700000000-1", strategy_id="s1", symbol="XYZ", side=BUY,
                                 quantity=10.0, order_type=OrderType.LIMIT, limit_price=99.5, stop_price=None,
                                 time_in_force=TimeInForce.DAY, reason="breakout", ts_event=T0, ts_init=T0)
+
+
+@pytest.mark.parametrize("side, stop, limit", [(BUY, 101.0, 101.5), (BUY, 101.0, 100.0), (SELL, 99.0, 98.5)],
+                         ids=["buy, limit above stop", "buy, limit below stop", "sell"])
+def test_stop_limit_with_both_prices_is_approved_and_carries_them(side, stop, limit):
+    risk, _ = make_engine(allow_short=True)
+    intent = OrderIntent("XYZ", side, 10.0, OrderType.STOP_LIMIT, limit_price=limit, stop_price=stop,
+                         reason="breakout")
+    order = risk.evaluate(intent, "s1", View(100_000.0, marks=MARKS), NO_ORDERS, "s1-XYZ-1", T0)
+    assert isinstance(order, SubmitOrder), order
+    assert (order.order_type, order.stop_price, order.limit_price, order.quantity) == (OrderType.STOP_LIMIT, stop,
+                                                                                       limit, 10.0)
 
 
 def test_check_order_size_allows_reducing_even_over_the_caps():

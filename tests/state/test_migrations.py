@@ -10,17 +10,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from state.migrations import alembic_config
+from state.migrations import VERSION_TABLE, alembic_config
 from state.tables import METADATA
 
 
 def _differences(conn: sa.Connection) -> list:
-    context = MigrationContext.configure(conn, opts={"compare_type": True})
+    context = MigrationContext.configure(conn, opts={"compare_type": True, "version_table": VERSION_TABLE})
     return compare_metadata(context, METADATA)
 
 
 def test_single_head() -> None:
-    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0004_journal"]
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == ["0005_reconciliation"]
 
 
 def test_upgrade_head_matches_metadata_and_downgrade_drops_everything(database_url: str) -> None:
@@ -31,19 +31,19 @@ def test_upgrade_head_matches_metadata_and_downgrade_drops_everything(database_u
         with engine.connect() as conn:
             assert _differences(conn) == []
             tables = set(sa.inspect(conn).get_table_names())
-            assert tables == set(METADATA.tables) | {"alembic_version"}
-            assert MigrationContext.configure(conn).get_current_revision() == "0004_journal"
+            assert tables == set(METADATA.tables) | {"tradingd_schema_version"}
+            assert MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision() == "0005_reconciliation"
 
         with engine.begin() as conn:
             command.downgrade(alembic_config(connection=conn), "base")
         with engine.connect() as conn:
             inspector = sa.inspect(conn)
-            assert set(inspector.get_table_names()) <= {"alembic_version"}
-            assert MigrationContext.configure(conn).get_current_revision() is None
+            assert set(inspector.get_table_names()) <= {"tradingd_schema_version"}
+            assert MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision() is None
             if conn.dialect.name == "postgresql":  # no index or sequence left behind either
                 leftovers = conn.execute(sa.text(
                     "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
-                    "AND relname NOT LIKE 'alembic_version%'")).scalars().all()
+                    "AND relname NOT LIKE 'tradingd_schema_version%'")).scalars().all()
                 assert leftovers == []
 
         with engine.begin() as conn:  # and back up again

@@ -286,7 +286,7 @@ def test_opening_twice_runs_the_migrations_once(open_store: OpenStore, caplog: p
         first.close()
         second = open_store()
     upgrades = [r.getMessage() for r in caplog.records if "Running upgrade" in r.getMessage()]
-    assert len(upgrades) == 4  # 0001 to 0004, once each: the second open found the schema current
+    assert len(upgrades) == 5  # 0001 to 0005, once each: the second open found the schema current
     assert "-> 0001_initial" in upgrades[0] and "0001_initial -> 0002_recovery" in upgrades[1]
     assert "0002_recovery -> 0003_run_process" in upgrades[2]
     assert second.run("run-1") is not None

@@ -1,0 +1,384 @@
+"""The ``tradingd optimize`` command: a parameter study over replays (:mod:`research.optimize`).
+
+``register(app)`` adds it to the CLI. Like every command it imports only typer and rich at import
+time; the study machinery (Optuna, pandas, the store) loads when it runs.
+
+Output in ``--out``: ``trials.csv``, ``summary.json``, ``summary.txt`` and ``best.toml``, the base
+configuration with the best trial's strategy params, risk and fill keys and timeframe applied, which
+``tradingd replay --config best.toml`` and ``tradingd run`` accept as it is (data paths and a
+SQLite database made absolute, since the file lives in another folder).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import tomllib
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, with_defaults
+
+if TYPE_CHECKING:
+    from daemon.config import AppConfig
+    from research.optimize import StudyProgress, StudyResult
+
+console = Console()
+err = Console(stderr=True)
+
+BEST_CONFIG = "best.toml"
+"""The configuration file of the best trial, written into ``--out``."""
+_DEFAULT_DB = "sqlite:///tradingd.db"  # the built-in [state] database_url (daemon.config)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _config_default() -> str:
+    return f"./{DEFAULT_CONFIG} if it exists, else the built-in defaults"
+
+
+# --- best.toml ----------------------------------------------------------------------------------
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key)
+
+
+def _toml_value(value: Any, where: str) -> str:
+    """``value`` as a TOML value (JSON string escapes are valid TOML basic-string escapes)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value} cannot be written to TOML")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v, where) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(str(k))} = {_toml_value(v, where)}" for k, v in value.items()
+                                if v is not None) + " }"
+    raise ValueError(f"{where}: a {type(value).__name__} cannot be written to TOML")
+
+
+def toml_document(table: Mapping[str, Any], _prefix: tuple[str, ...] = ()) -> str:
+    """Write ``table`` (nested dicts of TOML values; ``None`` values are left out) as TOML text.
+
+    Examples
+    --------
+    >>> print(toml_document({"strategy": {"name": "sma_cross", "params": {"fast": 10}}}), end="")
+    [strategy]
+    name = "sma_cross"
+    <BLANKLINE>
+    [strategy.params]
+    fast = 10
+    """
+    lines: list[str] = []
+    scalars = {k: v for k, v in table.items() if not isinstance(v, Mapping) and v is not None}
+    tables = {k: v for k, v in table.items() if isinstance(v, Mapping)}
+    if _prefix and (scalars or not tables):
+        lines.append(f"[{'.'.join(_toml_key(p) for p in _prefix)}]")
+    for key, value in scalars.items():
+        lines.append(f"{_toml_key(key)} = {_toml_value(value, '.'.join((*_prefix, key)))}")
+    for key, value in tables.items():
+        if lines:
+            lines.append("")
+        lines.append(toml_document(value, (*_prefix, key)).rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+def best_config(config_path: Path | None, cfg: AppConfig, result: StudyResult) -> str | None:
+    """Return the text of ``best.toml`` for ``result`` (None when no trial is ranked).
+
+    The base file's table (or an empty one for the built-in defaults) with: ``[strategy]`` name
+    and every parameter of the best trial; the searched and fixed ``[risk]``/``[fill]`` keys;
+    ``[data] timeframe`` when the space sets it; ``[data] paths`` as the absolute files the study
+    read and the study's ``start``/``end``; ``[state] database_url`` as the file's (or the built-in)
+    URL with a relative SQLite path made absolute. A URL given by ``--db`` or the environment is
+    not written (it may hold a password); the environment still applies when the file is used.
+    """
+    from state.config import resolve_sqlite
+
+    best, setup = result.best, result.best_setup
+    if best is None or setup is None:
+        return None
+    raw: dict[str, Any] = tomllib.loads(config_path.read_text()) if config_path is not None else {}
+    spec = setup.spec
+    raw["strategy"] = {"name": spec.strategy, "params": dict(spec.params)}
+    changed = {**result.space.fixed, **best.params}
+    for section, model in (("risk", spec.risk), ("fill", spec.fill)):
+        values = model.model_dump(mode="json")
+        keys = [k.split(".", 1)[1] for k in changed if k.startswith(f"{section}.")]
+        if keys:
+            raw[section] = {**raw.get(section, {}), **{k: values[k] for k in keys}}
+    data = dict(raw.get("data", {}))
+    data["paths"] = [str(p.resolve()) for p in cfg.data_files()]
+    data["start"], data["end"] = cfg.data.start, cfg.data.end
+    if "timeframe" in changed:
+        data["timeframe"] = setup.timeframe
+    raw["data"] = data
+    state = dict(raw.get("state", {}))
+    state["database_url"] = resolve_sqlite(str(state.get("database_url", _DEFAULT_DB)), cfg.base_dir)
+    raw["state"] = state
+    metrics = best.metrics or {}
+    shown = ", ".join(f"{name} {metrics.get(name)!r}" for name in result.objectives)
+    header = (f"# tradingd optimize: best trial #{best.number} of study {result.study_name} ({result.method}; "
+              f"{shown})\n# base: {config_path if config_path is not None else 'built-in defaults'}; "
+              f"space: {result.space.source}\n\n")
+    return header + toml_document(raw)
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+def _load_config(config: Path | None, overrides: dict[str, Any], options: dict[str, str]) -> tuple[Path | None, AppConfig]:
+    from daemon.config import load_config
+
+    path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    return path, load_config(path, overrides, options=options)
+
+
+def _out_problem(out_dir: Path) -> str | None:
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            return f"--out {out_dir}: exists and is a file, not a folder"
+        return None if os.access(out_dir, os.W_OK) else f"--out {out_dir}: folder is not writable"
+    parent = out_dir.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        return f"--out {out_dir}: cannot create it under {parent}"
+    return None
+
+
+class _Stop:
+    """SIGTERM (and SIGHUP) stop the study as Ctrl-C does: running trials are recorded interrupted."""
+
+    def __enter__(self) -> _Stop:
+        self.previous = {sig: signal.signal(sig, self._raise) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    @staticmethod
+    def _raise(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+
+def _progress_text(p: StudyProgress, objective: str) -> str:
+    best = p.best.values[0] if p.best is not None and p.best.values else None
+    return f"best {objective} {best:.4f}" if best is not None else "no ranked trial yet"
+
+
+def optimize(
+    files: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="FILE|DIR", show_default=False, help="Bar files or folders; same as --data.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(
+        "--strategy", "-s", metavar="NAME", show_default=False,
+        help="Strategy name or package.module:Class; default the space file's strategy, else \\[strategy] name.")] = None,
+    space: Annotated[Optional[Path], typer.Option(
+        "--space", metavar="FILE", show_default=False,
+        help="Search space (TOML): \\[params.<name>], \\[risk.<key>], \\[fill.<key>], \\[timeframe], constraints, "
+             "\\[fixed]. Default spaces/<strategy>.toml.")] = None,
+    method: Annotated[str, typer.Option(
+        metavar="NAME", help="grid, random, lhs, sobol (or qmc), tpe, cmaes or nsga2.")] = "tpe",
+    trials: Annotated[Optional[int], typer.Option(
+        metavar="N", show_default=False,
+        help="Trials of the study in all: a resumed study runs only the rest. Default: every combination for "
+             "grid, else 100.")] = None,
+    objective: Annotated[str, typer.Option(
+        metavar="NAMES", help="Metric(s) to optimize, comma-separated for several (a Pareto front): sharpe, sortino, "
+                              "calmar, total_return, cagr, win_rate, profit_factor, expectancy, max_drawdown, "
+                              "volatility.")] = "sharpe",
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", metavar="DIR", show_default=False,
+        help="Output folder (trials.csv, summary.json, summary.txt, best.toml). Default runs/<study name>.")] = None,
+    jobs: Annotated[int, typer.Option(metavar="N", help="Replays at a time (worker processes).")] = 1,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", metavar="FILE", show_default=False,
+        help="Base configuration (TOML); its data, risk, fill and signal settings are every trial's start.")] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        metavar="N", show_default=False, help="Sampler seed (default: random, kept with the study).")] = None,
+    min_trades: Annotated[int, typer.Option(metavar="N", help="Rank only trials with at least N round trips.")] = 20,
+    max_drawdown: Annotated[Optional[float], typer.Option(
+        metavar="FRACTION", show_default=False,
+        help="Rank only trials whose max drawdown is at most this (0.3 = 30%); a filter, not the risk breaker.")] = None,
+    min_win_rate: Annotated[float, typer.Option(
+        metavar="FRACTION", help="Rank only trials winning at least this fraction of round trips (0 = off).")] = 0.0,
+    study_name: Annotated[Optional[str], typer.Option(
+        metavar="NAME", show_default=False,
+        help="Study to create or resume. Default: derived from strategy, method, space, settings and data, so "
+             "the same command resumes.")] = None,
+    db: Annotated[Optional[str], typer.Option(
+        "--db", metavar="URL", show_default=False,
+        help="State database holding the study: sqlite:///path.db or postgresql+psycopg://user@host/db.")] = None,
+    data: Annotated[Optional[list[Path]], typer.Option(
+        "--data", "-d", metavar="FILE|DIR", show_default=False, help="Bar file or folder; repeatable.")] = None,
+    start: Annotated[Optional[str], typer.Option(
+        metavar="TIME", show_default=False, help="First bar start, ISO-8601 with timezone (inclusive).")] = None,
+    end: Annotated[Optional[str], typer.Option(
+        metavar="TIME", show_default=False, help="Last bar start, ISO-8601 with timezone (exclusive).")] = None,
+    prune: Annotated[Optional[bool], typer.Option(
+        "--prune/--no-prune", show_default=False,
+        help="Replay the first half of the period first and let the median pruner stop poor trials. Default: on "
+             "for one objective except grid.")] = None,
+    cache: Annotated[bool, typer.Option(
+        "--cache/--no-cache", help="Reuse metrics of parameter sets already replayed on the same data.")] = True,
+    progress: Annotated[bool, typer.Option(metavar="", help="Show a progress bar (on stderr).")] = True,
+    dask: Annotated[Optional[str], typer.Option(
+        "--dask", metavar="tcp://HOST:PORT", show_default=False,
+        help="Run the trials on the Dask cluster of this scheduler (started with `dask scheduler` and `dask worker "
+             "--nthreads 1`); the study must then be in PostgreSQL (--db). --jobs N > 1 keeps N trials in flight; "
+             "default one per worker thread.")] = None,
+) -> None:
+    from backtest.sources import DataError
+    from daemon.config import ConfigError
+    from research.optimize import (OptimizeError, StudyData, TrialFilters, default_study_name, parse_objectives,
+                                   require_shared_storage)
+    from research.search_space import SpaceError, load_space
+    from state.db import StoreError
+
+    paths = [str(Path(p).resolve()) for p in [*(data or []), *(files or [])]]
+    overrides: dict[str, Any] = {}
+    options: dict[str, str] = {}
+    for key, value, option in (("data.start", start, "--start"), ("data.end", end, "--end"),
+                               ("state.database_url", db, "--db"), ("data.paths", paths or None, "--data")):
+        if value is not None:
+            overrides[key], options[key] = value, option
+    try:
+        objectives = parse_objectives(objective)
+        filters = TrialFilters(min_trades=min_trades, max_drawdown=max_drawdown, min_win_rate=min_win_rate or None)
+        config_path, cfg = _load_config(config, overrides, options)
+        space_path = space if space is not None else Path("spaces") / f"{strategy or cfg.strategy.name}.toml"
+        study_space = load_space(space_path, strategy=strategy, default_strategy=cfg.strategy.name)
+        if study_space.strategy != cfg.strategy.name:  # another strategy: the base file's params are not its own
+            overrides.update({"strategy.name": study_space.strategy, "strategy.params": {}})
+            options["strategy.name"] = "--strategy"
+            config_path, cfg = _load_config(config, overrides, options)
+        if dask is not None:  # before loading any bars
+            from research.distributed import parse_dask_address
+
+            dask = parse_dask_address(dask)
+            require_shared_storage(cfg.state.database_url, "--dask")
+        from alerts.logging import configure_logging
+
+        configure_logging(cfg.logging.format, cfg.logging.level)
+        base = cfg.run_spec()
+        study_data = StudyData.load(cfg.data_files(), timeframe=cfg.data.timeframe,
+                                    timeframes=study_space.timeframes() or (), start=cfg.data.start, end=cfg.data.end,
+                                    calendars=cfg.fill.calendars)
+        method_name = "sobol" if method == "qmc" else method
+        name = study_name or default_study_name(study_space.strategy, method_name, study_space, base, study_data,
+                                                objectives)
+        out_dir = out if out is not None else Path("runs") / name
+        problem = _out_problem(out_dir)
+        if problem:
+            raise ConfigError(problem)
+        _prepare_database(cfg)
+    except (ConfigError, DataError, SpaceError, OptimizeError, StoreError) as exc:
+        _fail(str(exc))
+    bars = sum(len(s) for s in study_data.get(None))
+    console.print(f"Optimizing [bold]{escape(study_space.strategy)}[/] ({escape(method_name)}, {escape(objective)}) "
+                  f"over {bars:,} bars of {escape(', '.join(s.symbol for s in study_data.get(None)))}; study "
+                  f"[bold]{escape(name)}[/]", highlight=False, soft_wrap=True)
+    result = _run(base, study_space, study_data, cfg, name, method_name, objectives, trials, jobs, seed, filters,
+                  prune, cache, progress, dask)
+    _write(result, out_dir, config_path, cfg)
+    if result.interrupted:
+        err.print(f"interrupted: study {escape(name)} keeps its finished trials in "
+                  f"{escape(result.storage)}; run the same command (or --study-name {escape(name)}) to continue",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
+
+
+def _prepare_database(cfg: AppConfig) -> None:
+    """Open the state store once, so the state tables (and their Alembic revision) exist before
+    Optuna adds its tables to the same database."""
+    from state.store import SqlStore
+
+    SqlStore(cfg.state).close()
+
+
+def _run(base: Any, space: Any, data: Any, cfg: AppConfig, name: str, method: str, objectives: tuple[str, ...],
+         trials: int | None, jobs: int, seed: int | None, filters: Any, prune: bool | None, cache: bool,
+         progress: bool, dask: str | None = None) -> StudyResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from research.optimize import OptimizeError, run_study
+
+    def study(on_progress: Any) -> StudyResult:
+        return run_study(base, space, data, storage=cfg.state.database_url, study_name=name, method=method,
+                         objectives=objectives, n_trials=trials, jobs=jobs, seed=seed, filters=filters, prune=prune,
+                         use_cache=cache, progress=on_progress, warn=_warn, dask_address=dask)
+
+    try:
+        with _Stop():
+            if not progress:
+                return study(None)
+            # no refresh thread: worker processes are forked from this one
+            with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
+                          TimeElapsedColumn(), console=err, auto_refresh=False) as bar:
+                task = bar.add_task("trials", total=None, best="starting")
+
+                def update(p: StudyProgress) -> None:
+                    bar.update(task, completed=p.done, total=p.target, best=_progress_text(p, objectives[0]))
+                    bar.refresh()
+
+                return study(update)
+    except OptimizeError as exc:
+        _fail(str(exc))
+
+
+def _write(result: StudyResult, out_dir: Path, config_path: Path | None, cfg: AppConfig) -> None:
+    from research.optimize import write_study_outputs
+
+    written = write_study_outputs(result, out_dir)
+    text = best_config(config_path, cfg, result)
+    best_path = out_dir / BEST_CONFIG
+    if text is not None:
+        tmp = out_dir / f".{BEST_CONFIG}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, best_path)
+        written.append(BEST_CONFIG)
+    else:
+        best_path.unlink(missing_ok=True)  # never leave an earlier study's best next to this summary
+        _warn("no trial passed the filters (see the reason column of trials.csv): no best.toml written")
+    console.print((out_dir / "summary.txt").read_text(), highlight=False, soft_wrap=True, markup=False)
+    console.print(f"Wrote {escape(str(out_dir))}/ ({', '.join(written)})", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``optimize`` to ``app``."""
+    command = with_defaults(config=_config_default, db="state.database_url")(optimize)
+    app.command("optimize", cls=HelpCommand, help=(
+        "Search strategy parameters, risk and fill keys and the timeframe over replays of the one engine "
+        "(Optuna: grid, random, lhs, sobol, tpe, cmaes, nsga2), with filters, pruning, a result cache and a "
+        "resumable study in the state database."))(command)
+
+
+__all__ = ["BEST_CONFIG", "best_config", "optimize", "register", "toml_document"]

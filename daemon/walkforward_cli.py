@@ -1,0 +1,286 @@
+"""The ``tradingd walkforward`` command: walk-forward validation over replays
+(:mod:`research.walk_forward`).
+
+``register(app)`` adds it to the CLI. Like every command it imports only typer and rich at import
+time; the research machinery (Optuna, pandas, the store) loads when it runs.
+
+Output in ``--out``: ``folds.csv``, ``oos_equity.csv``, ``walkforward.json``, ``summary.txt`` and
+``best.toml`` (the base configuration with the best set of the latest training window, for the
+next live period; ``tradingd replay --config best.toml`` and ``tradingd run`` accept it as it is).
+Each window's study lives in the state database, so running the same command again resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, with_defaults
+
+if TYPE_CHECKING:
+    from daemon.config import AppConfig
+    from research.walk_forward import WalkForwardResult
+
+console = Console()
+err = Console(stderr=True)
+
+BEST_CONFIG = "best.toml"
+"""The configuration of the set for the next live period, written into ``--out``."""
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _config_default() -> str:
+    return f"./{DEFAULT_CONFIG} if it exists, else the built-in defaults"
+
+
+def _load_config(config: Path | None, overrides: dict[str, Any], options: dict[str, str]) -> tuple[Path | None, AppConfig]:
+    from daemon.config import load_config
+
+    path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    return path, load_config(path, overrides, options=options)
+
+
+def _out_problem(out_dir: Path) -> str | None:
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            return f"--out {out_dir}: exists and is a file, not a folder"
+        return None if os.access(out_dir, os.W_OK) else f"--out {out_dir}: folder is not writable"
+    parent = out_dir.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        return f"--out {out_dir}: cannot create it under {parent}"
+    return None
+
+
+class _Stop:
+    """SIGTERM (and SIGHUP) stop the run as Ctrl-C does: the running study records its trials."""
+
+    def __enter__(self) -> _Stop:
+        self.previous = {sig: signal.signal(sig, self._raise) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    @staticmethod
+    def _raise(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+
+def _steps(text: str | None) -> list[str]:
+    return [s.strip() for s in (text or "").split(",") if s.strip()]
+
+
+def walkforward(
+    files: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="FILE|DIR", show_default=False, help="Bar files or folders; same as --data.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(
+        "--strategy", "-s", metavar="NAME", show_default=False,
+        help="Strategy name or package.module:Class; default the space file's strategy, else \\[strategy] name.")] = None,
+    space: Annotated[Optional[Path], typer.Option(
+        "--space", metavar="FILE", show_default=False,
+        help="Search space (TOML), as for tradingd optimize. Default spaces/<strategy>.toml.")] = None,
+    method: Annotated[str, typer.Option(
+        metavar="NAME", help="Search in each training window: grid, random, lhs, sobol (or qmc), tpe, cmaes or "
+                             "nsga2.")] = "tpe",
+    trials: Annotated[Optional[int], typer.Option(
+        metavar="N", show_default=False,
+        help="Trials per training window. Default: every combination for grid, else 50.")] = None,
+    objective: Annotated[str, typer.Option(
+        metavar="NAMES", help="Metric(s) to optimize (the first picks the set): sharpe, sortino, calmar, "
+                              "total_return, cagr, win_rate, profit_factor, expectancy, max_drawdown, "
+                              "volatility.")] = "sharpe",
+    train: Annotated[str, typer.Option(
+        metavar="PERIOD", help="Training window: a number and y, m (months), w or d.")] = "2y",
+    test: Annotated[str, typer.Option(metavar="PERIOD", help="Test (out-of-sample) window after each.")] = "6m",
+    step: Annotated[Optional[str], typer.Option(
+        metavar="PERIOD", show_default=False,
+        help="How far each fold moves (= re-optimization interval), at most --test. Default: --test.")] = None,
+    anchored: Annotated[bool, typer.Option(
+        "--anchored", help="Training windows all start at the first bar (growing) instead of rolling.")] = False,
+    regime_aware: Annotated[bool, typer.Option(
+        "--regime-aware", help="Also pick the best set per market regime of each training window and apply it "
+                               "out of sample by regime, against the single best set.")] = False,
+    regime_symbol: Annotated[Optional[str], typer.Option(
+        metavar="SYMBOL", show_default=False,
+        help="Whose regime is the market's (--regime-aware). Default SPY when in the data, else the first.")] = None,
+    compare_steps: Annotated[Optional[str], typer.Option(
+        metavar="PERIODS", show_default=False,
+        help="Re-optimization steps to compare, comma-separated (e.g. 1m,3m,6m): a walk-forward with test = step "
+             "for each.")] = None,
+    benchmark: Annotated[str, typer.Option(
+        metavar="NAME", help="Buy-and-hold to compare with: a symbol (spy), equal_weight, equal_weight_hold, none; "
+                             "auto = SPY when in the data, else equal_weight.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", metavar="DIR", show_default=False,
+        help="Output folder (folds.csv, oos_equity.csv, walkforward.json, summary.txt, best.toml). Default "
+             "runs/walkforward-<strategy>-<method>-<train>-<test>-<step>.")] = None,
+    jobs: Annotated[int, typer.Option(metavar="N", help="Replays at a time (worker processes).")] = 1,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", metavar="FILE", show_default=False,
+        help="Base configuration (TOML); its data, risk, fill and signal settings are every trial's start.")] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        metavar="N", show_default=False, help="Sampler seed of every window's study (default: random, kept "
+                                              "with each study).")] = None,
+    min_trades: Annotated[int, typer.Option(
+        metavar="N", help="Rank only sets with at least N round trips in the training window.")] = 20,
+    max_drawdown: Annotated[Optional[float], typer.Option(
+        metavar="FRACTION", show_default=False,
+        help="Rank only sets whose training max drawdown is at most this (0.3 = 30%).")] = None,
+    db: Annotated[Optional[str], typer.Option(
+        "--db", metavar="URL", show_default=False,
+        help="State database holding the studies: sqlite:///path.db or postgresql+psycopg://user@host/db.")] = None,
+    data: Annotated[Optional[list[Path]], typer.Option(
+        "--data", "-d", metavar="FILE|DIR", show_default=False, help="Bar file or folder; repeatable.")] = None,
+    start: Annotated[Optional[str], typer.Option(
+        metavar="TIME", show_default=False, help="First bar start, ISO-8601 with timezone (inclusive).")] = None,
+    end: Annotated[Optional[str], typer.Option(
+        metavar="TIME", show_default=False, help="Last bar start, ISO-8601 with timezone (exclusive).")] = None,
+    prune: Annotated[Optional[bool], typer.Option(
+        "--prune/--no-prune", show_default=False,
+        help="Median pruning inside each study. Default: on for one objective except grid.")] = None,
+    cache: Annotated[bool, typer.Option(
+        "--cache/--no-cache", help="Reuse metrics of parameter sets already replayed on the same bars.")] = True,
+    statistics: Annotated[bool, typer.Option(
+        "--statistics/--no-statistics", help="PSR, DSR, MinTRL, PBO and the overfitting verdict (replays every "
+                                             "ranked set of each window once more).")] = True,
+) -> None:
+    from backtest.sources import DataError
+    from daemon.config import ConfigError
+    from research.benchmark import BenchmarkError
+    from research.optimize import OptimizeError, StudyData, TrialFilters, parse_objectives
+    from research.search_space import SpaceError, load_space
+    from research.walk_forward import WalkForwardError, parse_period
+    from state.db import StoreError
+
+    paths = [str(Path(p).resolve()) for p in [*(data or []), *(files or [])]]
+    overrides: dict[str, Any] = {}
+    options: dict[str, str] = {}
+    for key, value, option in (("data.start", start, "--start"), ("data.end", end, "--end"),
+                               ("state.database_url", db, "--db"), ("data.paths", paths or None, "--data")):
+        if value is not None:
+            overrides[key], options[key] = value, option
+    steps = _steps(compare_steps)
+    try:
+        for label, period in (("--train", train), ("--test", test), ("--step", step), *(
+                ("--compare-steps", s) for s in steps)):
+            if period is not None:
+                try:
+                    parse_period(period)
+                except WalkForwardError as exc:
+                    raise WalkForwardError(f"{label}: {exc}") from None
+        if jobs < 1:
+            raise OptimizeError(f"--jobs {jobs}: must be 1 or more")
+        if trials is not None and trials < 1:
+            raise OptimizeError(f"--trials {trials}: must be 1 or more")
+        objectives = parse_objectives(objective)
+        filters = TrialFilters(min_trades=min_trades, max_drawdown=max_drawdown)
+        config_path, cfg = _load_config(config, overrides, options)
+        space_path = space if space is not None else Path("spaces") / f"{strategy or cfg.strategy.name}.toml"
+        wf_space = load_space(space_path, strategy=strategy, default_strategy=cfg.strategy.name)
+        if wf_space.strategy != cfg.strategy.name:  # another strategy: the base file's params are not its own
+            overrides.update({"strategy.name": wf_space.strategy, "strategy.params": {}})
+            options["strategy.name"] = "--strategy"
+            config_path, cfg = _load_config(config, overrides, options)
+        from alerts.logging import configure_logging
+
+        configure_logging(cfg.logging.format, cfg.logging.level)
+        base = cfg.run_spec()
+        bars = StudyData.load(cfg.data_files(), timeframe=cfg.data.timeframe, timeframes=wf_space.timeframes() or (),
+                              start=cfg.data.start, end=cfg.data.end, calendars=cfg.fill.calendars)
+        method_name = "sobol" if method == "qmc" else method
+        n_trials = trials if trials is not None else (None if method_name == "grid" else 50)
+        out_dir = out if out is not None else Path("runs") / (
+            f"walkforward-{wf_space.strategy}-{method_name}-{train}-{test}-{step or test}"
+            + ("-anchored" if anchored else ""))
+        problem = _out_problem(out_dir)
+        if problem:
+            raise ConfigError(problem)
+        _prepare_database(cfg)
+    except (ConfigError, DataError, SpaceError, OptimizeError, StoreError, WalkForwardError) as exc:
+        _fail(str(exc))
+    n_bars = sum(len(s) for s in bars.get(None))
+    console.print(f"Walk-forward of [bold]{escape(wf_space.strategy)}[/] ({escape(method_name)}, {escape(objective)}; "
+                  f"{'anchored' if anchored else 'rolling'} train {escape(train)}, test {escape(test)}, step "
+                  f"{escape(step or test)}) over {n_bars:,} bars of "
+                  f"{escape(', '.join(s.symbol for s in bars.get(None)))}", highlight=False, soft_wrap=True)
+    from research.walk_forward import walk_forward
+
+    def progress(line: str) -> None:
+        err.print(escape(line), highlight=False, soft_wrap=True)
+
+    try:
+        with _Stop():
+            result = walk_forward(
+                base, wf_space, bars, storage=cfg.state.database_url, train=train, test=test, step=step,
+                anchored=anchored, method=method_name, n_trials=n_trials, objectives=objectives, jobs=jobs, seed=seed,
+                filters=filters, prune=prune, use_cache=cache, regime_aware=regime_aware, regime_symbol=regime_symbol,
+                compare_steps=steps, benchmark=benchmark, statistics=statistics, progress=progress)
+    except KeyboardInterrupt:
+        err.print("interrupted: every window's study keeps its finished trials in the state database; run the same "
+                  "command to continue", highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
+    except (WalkForwardError, OptimizeError, BenchmarkError, DataError) as exc:
+        _fail(str(exc))
+    _write(result, out_dir, config_path, cfg)
+
+
+def _prepare_database(cfg: AppConfig) -> None:
+    """Open the state store once, so its tables (and Alembic revision) exist before Optuna adds its own."""
+    from state.store import SqlStore
+
+    SqlStore(cfg.state).close()
+
+
+def _write(result: WalkForwardResult, out_dir: Path, config_path: Path | None, cfg: AppConfig) -> None:
+    from daemon.optimize_cli import best_config
+    from research.walk_forward import write_walk_forward_outputs
+
+    written = write_walk_forward_outputs(result, out_dir)
+    best_path = out_dir / BEST_CONFIG
+    text = best_config(config_path, cfg, result.final_study) if result.final_study is not None else None
+    if text is not None and result.final_window is not None:
+        from core.time import to_datetime
+
+        first, _, rest = text.partition("\n")
+        window = f"{to_datetime(result.final_window[0]).date()}..{to_datetime(result.final_window[1]).date()}"
+        text = (f"# tradingd walkforward: the set for the next live period, best of the latest training window "
+                f"{window}\n{first.replace('# tradingd optimize: ', '# ')}\n{rest}")
+        tmp = out_dir / f".{BEST_CONFIG}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, best_path)
+        written.append(BEST_CONFIG)
+    else:
+        best_path.unlink(missing_ok=True)  # never leave an earlier run's best next to this summary
+        _warn("no trial of the latest training window passed the filters: no best.toml written")
+    console.print((out_dir / "summary.txt").read_text(), highlight=False, soft_wrap=True, markup=False)
+    console.print(f"Wrote {escape(str(out_dir))}/ ({', '.join(written)})", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``walkforward`` to ``app``."""
+    command = with_defaults(config=_config_default, db="state.database_url")(walkforward)
+    app.command("walkforward", cls=HelpCommand, help=(
+        "Walk-forward validation: optimize on each training window, replay the chosen set on the window after "
+        "it, stitch the out-of-sample curve and compare it with buy-and-hold; efficiency, profitable folds, "
+        "parameter stability, re-optimization frequency, regime-aware sets and the overfitting verdict."))(command)
+
+
+__all__ = ["BEST_CONFIG", "register", "walkforward"]

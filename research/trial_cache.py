@@ -1,0 +1,109 @@
+"""The result cache of parameter studies: metrics of full replays keyed by (data, run spec), kept in
+the study storage so a parameter set already replayed on the same bars under the same settings is
+never replayed again, by this study, a resumed one or another study in the same database.
+
+The entries are the user attributes of one reserved Optuna study, :data:`CACHE_STUDY`, in the
+same storage as the studies (the ``[state]`` database): no table of our own, so nothing here
+touches SQLAlchemy. Keys are sha256 digests of :data:`CACHE_VERSION`, the data fingerprint and the
+spec hash (:meth:`backtest.spec.RunSpec.spec_hash`). Only the process that runs a study writes
+(workers report to it), so there is one writer per study; two studies writing the same key store
+the same value.
+
+Bump :data:`CACHE_VERSION` when a change of the engine changes results: older entries then
+never match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.exceptions import DuplicatedStudyError
+from optuna.study import StudyDirection
+
+from backtest.data import data_hash
+from backtest.sources import BarSeries
+
+__all__ = ["CACHE_STUDY", "CACHE_VERSION", "TrialCache", "cache_key", "series_fingerprint"]
+
+CACHE_STUDY = "tradingd.trial-cache"
+"""Name of the reserved study whose user attributes hold the cache."""
+CACHE_VERSION = 1
+"""Part of every key: entries written under another version never match."""
+
+
+def series_fingerprint(series: Sequence[BarSeries]) -> str:
+    """Return the identity of exactly these bars: :func:`backtest.data.data_hash` (files and bar
+    counts) plus each series' timeframe and first and last bar start (the window and the
+    aggregation, which the file digests alone do not tell).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from backtest.sources import BarSeries
+    >>> ts = np.arange(3, dtype=np.int64) * 3_600_000_000_000
+    >>> one = BarSeries("SPY", 3_600_000_000_000, ts, *(np.ones(3),) * 5, source="x", sha256="ab")
+    >>> series_fingerprint([one]) == series_fingerprint([one]), len(series_fingerprint([one]))
+    (True, 64)
+    """
+    digest = hashlib.sha256(data_hash(series).encode())
+    for s in sorted(series, key=lambda one: (one.symbol, one.source or "")):
+        first = int(s.ts_event[0]) if len(s) else -1
+        last = int(s.ts_event[-1]) if len(s) else -1
+        digest.update(f"|{s.symbol}:{s.timeframe_ns}:{first}:{last}".encode())
+    return digest.hexdigest()
+
+
+def cache_key(fingerprint: str, spec_hash: str) -> str:
+    """Return the cache key of a run spec (its hash) on data of ``fingerprint``.
+
+    Examples
+    --------
+    >>> cache_key("d" * 64, "s" * 64) == cache_key("d" * 64, "s" * 64) != cache_key("e" * 64, "s" * 64)
+    True
+    """
+    return hashlib.sha256(f"v{CACHE_VERSION}|{fingerprint}|{spec_hash}".encode()).hexdigest()
+
+
+class TrialCache:
+    """Metrics of full replays in an Optuna storage.
+
+    Parameters
+    ----------
+    storage
+        The storage the studies live in (e.g. an ``optuna.storages.RDBStorage`` on the state
+        database). The reserved study :data:`CACHE_STUDY` is created on first use.
+
+    Notes
+    -----
+    All entries are read once, when the cache is opened (one query); :meth:`put` writes one row.
+    """
+
+    def __init__(self, storage: optuna.storages.BaseStorage) -> None:
+        self._storage = storage
+        try:
+            self._study_id = storage.create_new_study([StudyDirection.MINIMIZE], CACHE_STUDY)
+        except DuplicatedStudyError:
+            self._study_id = storage.get_study_id_from_name(CACHE_STUDY)
+        self._entries: dict[str, dict[str, Any]] = {
+            key: value for key, value in storage.get_study_user_attrs(self._study_id).items()
+            if isinstance(value, dict)}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """Return the metrics stored under ``key``, or None."""
+        entry = self._entries.get(key)
+        return dict(entry) if entry is not None else None
+
+    def put(self, key: str, metrics: Mapping[str, Any]) -> None:
+        """Store ``metrics`` (JSON-safe: numbers, None, strings) under ``key``."""
+        value = dict(metrics)
+        self._storage.set_study_user_attr(self._study_id, key, value)
+        self._entries[key] = value
