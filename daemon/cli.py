@@ -11,14 +11,14 @@ import os
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, HelpGroup, with_defaults
-from daemon import live_cli, optimize_cli, reconcile_cli  # typer and rich only at import time
+from daemon import live_cli, optimize_cli, reconcile_cli, walkforward_cli  # typer and rich only at import time
 from daemon.data_cli import data_app  # typer and rich only at import time
 from daemon.mqtt_cli import mqtt_app  # typer and rich only at import time
 from daemon.runs import runs_app  # imports typer and rich only; its commands import the rest
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from daemon.config import AppConfig
     from daemon.replay_job import ReplayOutcome
 
-console = Console()
-err = Console(stderr=True)
+from daemon.cli_common import console, err
+from daemon.cli_common import fail as _fail
 
 app = typer.Typer(help="tradingd: an event-driven trading daemon. It replays history through the same engine "
                        "that trades live.", no_args_is_help=True, add_completion=False, cls=HelpGroup,
@@ -69,12 +69,6 @@ def _version(value: bool) -> None:
 def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, metavar="",
                                                 help="Print the version and exit.")] = False) -> None:
     """tradingd: an event-driven trading daemon. It replays history through the same engine that trades live."""
-
-
-def _fail(message: str) -> NoReturn:
-    # The message is plain text ("[risk] max_drawdown = ..."), not markup; never hard-wrap it (paths).
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _warn(message: str) -> None:
@@ -492,6 +486,7 @@ app.add_typer(data_app, name="data")
 live_cli.register(app)
 reconcile_cli.register(app)
 optimize_cli.register(app)
+walkforward_cli.register(app)
 
 
 def main() -> None:  # console script entry point

@@ -10,23 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _load(config: Path | None, overrides: dict[str, Any]) -> Any:
-    from daemon.config import load_config
-
-    path = config if config is not None else (Path("config.toml") if Path("config.toml").exists() else None)
-    return load_config(path, {k: v for k, v in overrides.items() if v is not None})
+from daemon.cli_common import console, err
+from daemon.cli_common import fail as _fail
+from daemon.cli_common import load_app_config as _load
 
 
 def run(

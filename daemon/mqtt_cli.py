@@ -10,26 +10,20 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 mqtt_app = typer.Typer(help="MQTT tools: publish bar files to the live daemon's MQTT feed.", no_args_is_help=True,
                        add_completion=False)
-console = Console()
-err = Console(stderr=True)
+from daemon.cli_common import console, err
+from daemon.cli_common import fail as _fail
 
 
 @mqtt_app.callback()
 def _group() -> None:
     """MQTT tools: publish bar files to the live daemon's MQTT feed."""  # keeps `publish-bars` a subcommand
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _moment(text: str | None, option: str) -> datetime | None:

@@ -20,12 +20,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from daemon.cli_common import fail as _fail
+
 __all__ = ["reconcile", "register"]
-
-
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _shown(value: Any) -> str:

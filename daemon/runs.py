@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 runs_app = typer.Typer(help="List, inspect, compare and prune the runs in the state database.",
                        no_args_is_help=True, add_completion=False)
-console = Console()
-err = Console(stderr=True)
+from daemon.cli_common import console, err
+from daemon.cli_common import fail as _fail
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="TOML configuration file (for \\[state] database_url).")]
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="State database URL (default \\[state] database_url).")]
@@ -38,11 +38,6 @@ KEY_METRICS = (("total_return", "return", "pct"), ("sharpe", "sharpe", "num"), (
 _PCT_METRICS = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure", "turnover"}
 _MAX_CHANGES_SHOWN = 20
 _UNITS_S = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _open(config: Path, db: str | None) -> SqlStore:

@@ -4,7 +4,7 @@
 ``register(app)`` adds it to the CLI. Like every command it imports only typer and rich at import
 time; the research machinery (Optuna, pandas, the store) loads when it runs.
 
-Output in ``--out``: ``folds.csv``, ``oos_equity.csv``, ``walkforward.json``, ``summary.txt`` and
+Output in ``--out``: ``report.html``, ``report.pdf``, ``folds.csv``, ``oos_equity.csv``, ``walkforward.json``, ``summary.txt`` and
 ``best.toml`` (the base configuration with the best set of the latest training window, for the
 next live period; ``tradingd replay --config best.toml`` and ``tradingd run`` accept it as it is).
 Each window's study lives in the state database, so running the same command again resumes.
@@ -26,6 +26,7 @@ from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, with_defaults
 
 if TYPE_CHECKING:
     from daemon.config import AppConfig
+    from research.optimize import StudyData
     from research.walk_forward import WalkForwardResult
 
 console = Console()
@@ -130,7 +131,7 @@ def walkforward(
                              "auto = SPY when in the data, else equal_weight.")] = "auto",
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", metavar="DIR", show_default=False,
-        help="Output folder (folds.csv, oos_equity.csv, walkforward.json, summary.txt, best.toml). Default "
+        help="Output folder (report.html, report.pdf, folds.csv, oos_equity.csv, walkforward.json, summary.txt, best.toml). Default "
              "runs/walkforward-<strategy>-<method>-<train>-<test>-<step>.")] = None,
     jobs: Annotated[int, typer.Option(metavar="N", help="Replays at a time (worker processes).")] = 1,
     config: Annotated[Optional[Path], typer.Option(
@@ -239,7 +240,7 @@ def walkforward(
         raise typer.Exit(130)
     except (WalkForwardError, OptimizeError, BenchmarkError, DataError) as exc:
         _fail(str(exc))
-    _write(result, out_dir, config_path, cfg)
+    _write(result, out_dir, config_path, cfg, bars)
 
 
 def _prepare_database(cfg: AppConfig) -> None:
@@ -249,20 +250,34 @@ def _prepare_database(cfg: AppConfig) -> None:
     SqlStore(cfg.state).close()
 
 
-def _write(result: WalkForwardResult, out_dir: Path, config_path: Path | None, cfg: AppConfig) -> None:
+def _write(result: WalkForwardResult, out_dir: Path, config_path: Path | None, cfg: AppConfig,
+           bars: StudyData) -> None:
     from daemon.optimize_cli import best_config
     from research.walk_forward import write_walk_forward_outputs
 
-    written = write_walk_forward_outputs(result, out_dir)
+    written: list[str] = []
+    if result.final_study is not None:  # report.html / report.pdf of the latest window's study and every fold
+        from research.reports.study_page import write_study_report
+
+        report = write_study_report(result.final_study, out_dir, walk_forward=result, statistics=result.statistics,
+                                    data=bars)
+        written += [name for name in report if name != "summary.txt"]
+    written += write_walk_forward_outputs(result, out_dir)  # its summary.txt: every fold, then the latest study
     best_path = out_dir / BEST_CONFIG
-    text = best_config(config_path, cfg, result.final_study) if result.final_study is not None else None
-    if text is not None and result.final_window is not None:
+    text = None
+    if result.final_study is not None and result.final_window is not None:
         from core.time import to_datetime
 
+        # [data] start = the latest training window's, so `tradingd replay --config best.toml` re-runs it
+        start = to_datetime(result.final_window[0])
+        window_cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"start": start})})
+        text = best_config(config_path, window_cfg, result.final_study)
+    if text is not None and result.final_window is not None:
         first, _, rest = text.partition("\n")
         window = f"{to_datetime(result.final_window[0]).date()}..{to_datetime(result.final_window[1]).date()}"
         text = (f"# tradingd walkforward: the set for the next live period, best of the latest training window "
-                f"{window}\n{first.replace('# tradingd optimize: ', '# ')}\n{rest}")
+                f"{window}\n# ([data] start is that window's: tradingd replay --config best.toml re-runs it)\n"
+                f"{first.replace('# tradingd optimize: ', '# ')}\n{rest}")
         tmp = out_dir / f".{BEST_CONFIG}.tmp"
         tmp.write_text(text)
         os.replace(tmp, best_path)

@@ -53,7 +53,7 @@ from research.optimize import Intermediate, OptimizeError, StudyData, TrialOutco
 __all__ = ["ANSWER_TIMEOUT_S", "HELD_DATASETS", "DaskExecutor", "ShippedBars", "bars_received", "code_fingerprint",
            "data_fingerprint", "parse_dask_address", "run_trial"]
 
-ANSWER_TIMEOUT_S = 600.0
+ANSWER_TIMEOUT_S = 120.0
 """A worker waits this long for the study's pruning answer, then replays on (the study may be gone)."""
 _ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 HELD_DATASETS = 4
@@ -252,7 +252,8 @@ class DaskExecutor:
         The study's bars; shipped once to each worker.
     jobs
         Trials in flight: 1 = one per worker thread of the cluster (re-read as workers come and
-        go); N > 1 = N (the scheduler queues those beyond the threads).
+        go) plus one waiting at the scheduler, so a worker that finishes starts the next trial
+        while the study records the last; N > 1 = N (the scheduler queues those beyond the threads).
     connect_timeout_s
         Seconds to reach the scheduler.
     worker_timeout_s
@@ -323,10 +324,13 @@ class DaskExecutor:
             return self.jobs
         now = time.monotonic()
         if now - self._threads_at > 1.0:  # one scheduler call a second at most
-            workers = self._client.scheduler_info(n_workers=-1).get("workers", {})
+            try:
+                workers = self._client.scheduler_info(n_workers=-1).get("workers", {})
+            except (OSError, TimeoutError):
+                return self._threads + 1  # reconnecting: next() reports a scheduler gone for good
             self._threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
             self._threads_at = now
-        return max(1, self._threads)
+        return self._threads + 1  # one queued: a worker never waits while the study tells and asks
 
     def idle(self) -> int:
         return max(0, self.slots - len(self._running))
@@ -360,15 +364,21 @@ class DaskExecutor:
                 answer = bool(on_intermediate(number, metrics))
                 Variable(f"{self._channel}-{number}", client=self._client).set(answer)
                 continue
-            key = item.key
+            key = str(item.key)
             if key not in self._running:
                 continue  # cancelled by terminate()
+            future = self._futures[key]
+            outcome = self._outcome(future)  # raises for a trial the cluster lost: it stays in flight
             number = self._running.pop(key)
-            future = self._futures.pop(key)
+            del self._futures[key]
             if number in self._asked:
                 self._asked.discard(number)
                 Variable(f"{self._channel}-{number}", client=self._client).delete()
-            return number, self._outcome(future)
+            return number, outcome
+
+    def _number_of(self, future: Future) -> int | str:
+        key = str(future.key)
+        return self._running.get(key, key)
 
     def _outcome(self, future: Future) -> TrialOutcome:
         if future.status == "finished":
@@ -382,8 +392,9 @@ class DaskExecutor:
                 return TrialOutcome(error=f"the Dask workers running it died ({exc})")
             return TrialOutcome(error=f"on Dask: {type(exc).__name__}: {exc}")
         # cancelled or lost, though we did not cancel it: the cluster dropped it (scheduler restarted?)
-        raise OptimizeError(f"the Dask scheduler at {self.address} dropped trial {future.key} ({future.status}); "
-                            "run the same command again to resume the study")
+        raise OptimizeError(f"lost trial {self._number_of(future)} on the Dask cluster at {self.address} "
+                            f"({future.status}: the connection to the scheduler was lost or it restarted); run the "
+                            "same command again to resume the study")
 
     def _check_cluster(self) -> None:
         if self._client.status not in ("running", "connecting"):
@@ -426,15 +437,25 @@ class DaskExecutor:
             self._events.put(("ask", tuple(item)))
 
     def terminate(self) -> None:
-        """Cancel the trials in flight (an interrupted study records them ``interrupted``)."""
+        """Cancel the trials in flight (an interrupted study records them ``interrupted``).
+
+        A replay already running on a worker cannot be stopped by Dask; those that reach their
+        pruning step find the answer "prune" waiting, so they end there and free the worker.
+        """
         futures = list(self._futures.values())
+        numbers = list(self._running.values())
         self._running.clear()
         self._futures.clear()
-        if futures and not self._closed:
-            try:
-                self._client.cancel(futures, force=True)
-            except Exception:  # the scheduler may be what failed
-                pass
+        if not futures or self._closed:
+            return
+        try:
+            self._client.cancel(futures, force=True)
+            if self._listener is not None:
+                for number in numbers:
+                    if number not in self._asked:
+                        Variable(f"{self._channel}-{number}", client=self._client).set(True)
+        except Exception:  # the scheduler may be what failed
+            pass
 
     def close(self) -> None:
         """Release the shipped bars and the study's queue and disconnect (the cluster keeps running)."""
@@ -444,8 +465,10 @@ class DaskExecutor:
         self._stop.set()
         try:
             if self._listener is not None:
-                Queue(self._channel, client=self._client).put(None)
+                channel = Queue(self._channel, client=self._client)
+                channel.put(None)
                 self._listener.join(5)
+                channel.close()
             self._futures.clear()
             if hasattr(self, "_bars"):
                 self._bars.release()

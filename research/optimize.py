@@ -1108,7 +1108,8 @@ def run_study(base: RunSpec, space: SearchSpace, data: StudyData, *, storage: st
         Skipped and interrupted trials do not count.
     jobs
         Replays at a time (> 1: forked worker processes). On Dask: 1 (the default) means one per
-        worker thread of the cluster, followed as workers come and go; N > 1 keeps N in flight.
+        worker thread of the cluster, followed as workers come and go, plus one queued; N > 1
+        keeps N in flight.
     seed
         Sampler seed; default a random one, kept with the study so resuming reuses it.
     filters

@@ -360,7 +360,7 @@ def _study_block(result: StudyResult, returns: TrialReturns, *, out_of_sample: M
     ppy = returns.periods_per_year
     notes: list[str] = []
     tried = _tried(result)
-    block: dict[str, Any] = {"kind": "study", "study": result.study_name, "best_trial": None, "psr": None, "dsr": None,
+    block: dict[str, Any] = {"kind": "study", "study_name": result.study_name, "best_trial": None, "psr": None, "dsr": None,
                              "min_trl": None, "pbo": None, "best": None, "pbo_detail": None, "degradation": None,
                              "verdict": None, "notes": notes,
                              "trials": {"tried": tried, "with_returns": int(returns.returns.shape[1]),
@@ -523,7 +523,7 @@ def study_statistics(result: StudyResult | None = None, data: StudyData | None =
     Returns
     -------
     dict
-        ``kind`` (``"study"`` / ``"walk_forward"``); ``psr``, ``dsr``, ``pbo`` (probabilities or
+        ``kind`` (``"study"`` / ``"walk_forward"``); ``study_name`` (a study's); ``psr``, ``dsr``, ``pbo`` (probabilities or
         None); ``min_trl`` (``observations`` and ``years`` needed, ``have_observations``,
         ``enough``) or None; ``best`` (the judged series: ``sharpe`` annualised,
         ``sharpe_per_period``, ``skew``, ``kurtosis``, ``n_obs``, ``periods_per_year``); ``trials``

@@ -65,7 +65,8 @@ from core.time import to_datetime
 from learning.regime import RegimeDetector
 from research.benchmark import benchmark_curve, resolve_benchmark
 from research.metrics import compute_metrics
-from research.optimize import METRIC_KEYS, OBJECTIVES, StudyData, StudyResult, TrialFilters, parse_objectives, run_study
+from research.optimize import (COUNTED, METRIC_KEYS, OBJECTIVES, OptimizeError, StudyData, StudyResult, TrialFilters,
+                               parse_objectives, run_study)
 from research.overfitting_verdict import metric_degradation
 from research.search_space import SearchSpace
 from research.study_stats import DiscardStore, TrialReturns, statistics_text, study_statistics, trial_returns
@@ -180,8 +181,8 @@ def plan_folds(first_ns: int, last_ns: int, *, train: str, test: str, step: str 
     --------
     >>> day = 86_400_000_000_000
     >>> folds = plan_folds(0, 800 * day, train="1y", test="6m")
-    >>> [f.label("oos") for f in folds]
-    ['1971-01-01..1971-07-01', '1971-07-01..1972-01-01', '1972-01-01..1972-03-11']
+    >>> [f.label("oos") for f in folds]  # 1972-01-01..03-11 is shorter than half of 6m: dropped
+    ['1971-01-01..1971-07-01', '1971-07-01..1972-01-01']
     """
     train_off, test_off = parse_period(train), parse_period(test)
     step_off = parse_period(step) if step is not None else test_off
@@ -495,7 +496,7 @@ class Fold:
         datetimes through the properties of the same names).
     status, reason
         ``"ok"``; ``"no_ranked_trial"`` (no trial passed the filters: the fold stays in cash);
-        ``"failed"`` (the OOS replay raised; in cash).
+        ``"failed"`` (the study or the OOS replay could not run; in cash).
     study_name
         The IS study (in the storage; running again resumes it).
     params
@@ -560,7 +561,7 @@ class Fold:
         return {**self.window.to_dict(), "status": self.status, "reason": self.reason, "study": self.study_name,
                 "params": self.params, "timeframe": self.timeframe, "is_metrics": self.is_metrics,
                 "oos_metrics": self.oos_metrics, "degradation": self.degradation, "efficiency": self.efficiency,
-                "statistics": self.statistics,
+                "statistics": _trim(self.statistics, keep=()),
                 "regime": None if self.regime is None else {
                     "symbol": self.regime.symbol, "params": self.regime.params, "scores": self.regime.scores,
                     "days": self.regime.days, "oos_metrics": self.regime.oos_metrics}}
@@ -666,6 +667,8 @@ class WalkForwardResult:
         the final study's block under ``study``).
     runtime_s, period, timeframe
         Wall time, the data span (ISO-8601 UTC) and the default bar length.
+    notes
+        What went wrong on the way (a window's study that could not run: that fold stayed in cash).
     """
 
     strategy: str
@@ -698,6 +701,7 @@ class WalkForwardResult:
     runtime_s: float = 0.0
     period: tuple[str, str] = ("", "")
     timeframe: str = ""
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (curves left out: they are in oos_equity.csv)."""
@@ -717,7 +721,23 @@ class WalkForwardResult:
                 "study": final.study_name, "window": None if self.final_window is None else
                 [to_datetime(t).isoformat() for t in self.final_window],
                 "best": None if final.best is None else final.best.to_dict()},
-            "statistics": self.statistics})
+            "statistics": _trim(self.statistics, keep=("logits",)), "notes": self.notes})
+
+
+_PBO_ARRAYS = ("logits", "oos_relative_rank", "best_trial", "is_performance", "oos_performance")
+
+
+def _trim(stats: Mapping[str, Any] | None, keep: Sequence[str]) -> dict[str, Any] | None:
+    """``stats`` without the per-combination CSCV arrays but ``keep`` (12,870 values each at 16
+    splits: too many to repeat per fold in a JSON file), here and in its nested ``study`` block."""
+    if stats is None:
+        return None
+    out = dict(stats)
+    if out.get("pbo_detail"):
+        out["pbo_detail"] = {k: v for k, v in out["pbo_detail"].items() if k not in _PBO_ARRAYS or k in keep}
+    if isinstance(out.get("study"), Mapping):
+        out["study"] = _trim(out["study"], keep)
+    return out
 
 
 def _json_safe(value: Any) -> Any:
@@ -884,16 +904,24 @@ def walk_forward(base: RunSpec, space: SearchSpace, data: StudyData, *, storage:
         return window, study
 
     folds: list[Fold] = []
+    errors: list[OptimizeError] = []
+    notes: list[str] = []
     for w in windows:
-        is_data, study = study_of(w.is_start, w.is_end)
+        try:
+            is_data, study = study_of(w.is_start, w.is_end)
+        except OptimizeError as exc:  # e.g. a sampler stuck on constraints: this fold in cash, the others go on
+            errors.append(exc)
+            fold = _cash_fold(w, cash, "failed", f"the study could not run: {exc}", "", None)
+            notes.append(f"fold {w.index}: {fold.reason}")
+            folds.append(fold)
+            if progress is not None:
+                progress(f"fold {w.index + 1}/{len(windows)}: IS {w.label('is')} OOS {w.label('oos')} failed: {exc}")
+            continue
         warm_start = max(w.is_start, _ns(pd.Timestamp(w.oos_start, unit="ns", tz="UTC") - train_off))
         best, setup = study.best, study.best_setup
         if best is None or setup is None:
-            flat = _cut(np.array([], dtype=np.int64), np.array([]), w.oos_start, w.oos_end, cash)
-            fold = Fold(w.index, w, "no_ranked_trial", "no trial of the study passed the filters: in cash",
-                        study.study_name, None, None, None, None, _oos_metrics(flat, None, w.oos_start, w.oos_end),
-                        {}, None, flat, study=study)
-            fold.stitched = _cut(np.array([], dtype=np.int64), np.array([]), w.oos_start, w.stitch_end, cash)
+            fold = _cash_fold(w, cash, "no_ranked_trial", "no trial of the study passed the filters: in cash",
+                              study.study_name, study)
         else:
             run, part = _replay_oos(data, setup.spec, setup.timeframe, w, warm_start)
             degradation = {k: metric_degradation(k, (best.metrics or {}).get(k), run.metrics.get(k),
@@ -916,6 +944,8 @@ def walk_forward(base: RunSpec, space: SearchSpace, data: StudyData, *, storage:
             progress(f"fold {w.index + 1}/{len(windows)}: IS {w.label('is')} OOS {w.label('oos')} "
                      f"{fold.status}; OOS return {_pct(m.get('total_return'))}, Sharpe {_num(m.get('sharpe'))}")
 
+    if len(errors) == len(folds):
+        raise errors[0]
     equity, fold_of = _stitch([(f.index, f.stitched) for f in folds if f.stitched is not None], cash)
     oos_metrics = _trades_metrics(equity, [p for f in folds for p in f.stitched_pnl])
     bench_equity, bench_label, bench_metrics = _benchmark(data, benchmark, cash, equity)
@@ -945,12 +975,16 @@ def walk_forward(base: RunSpec, space: SearchSpace, data: StudyData, *, storage:
             result, compare_steps, lambda s: walk_forward(
                 base, space, data, storage=storage, train=train, test=s, step=s, anchored=anchored, method=method,
                 n_trials=n_trials, objectives=names, jobs=jobs, seed=seed, filters=filters, prune=prune,
-                use_cache=use_cache, benchmark="none", statistics=False, final=False, progress=progress))
+                use_cache=use_cache, benchmark="none", statistics=False, final=False, progress=_prefixed(progress, s)))
+    result.notes = notes
     if final:
         end = last
         start = first if anchored else max(first, _ns((pd.Timestamp(end, unit="ns", tz="UTC") - train_off).floor("D")))
-        _, result.final_study = study_of(start, end)
-        result.final_window = (start, end)
+        try:
+            _, result.final_study = study_of(start, end)
+            result.final_window = (start, end)
+        except OptimizeError as exc:
+            notes.append(f"final window: the study could not run: {exc}")
     if statistics:
         final_data = window_data(data, *result.final_window) if result.final_window is not None else None
         final_block = (study_statistics(result.final_study, final_data, jobs=jobs)
@@ -960,6 +994,24 @@ def walk_forward(base: RunSpec, space: SearchSpace, data: StudyData, *, storage:
         result.statistics = wf_block
     result.runtime_s = time.perf_counter() - started
     return result
+
+
+def _prefixed(progress: Progress | None, step: str) -> Progress | None:
+    if progress is None:
+        return None
+    report = progress
+    return lambda line: report(f"[every {step}] {line}")
+
+
+def _cash_fold(w: FoldWindow, cash: float, status: str, reason: str, study_name: str,
+               study: StudyResult | None) -> Fold:
+    """A fold that stays in cash over its test window."""
+    empty = np.array([], dtype=np.int64), np.array([])
+    flat = _cut(*empty, w.oos_start, w.oos_end, cash)
+    fold = Fold(w.index, w, status, reason, study_name, None, None, None, None,
+                _oos_metrics(flat, None, w.oos_start, w.oos_end), {}, None, flat, study=study)
+    fold.stitched = _cut(*empty, w.oos_start, w.stitch_end, cash)
+    return fold
 
 
 def _regime_fold(study: StudyResult, returns: TrialReturns, is_data: StudyData, data: StudyData, symbol: str,
@@ -1079,7 +1131,7 @@ def summary_text(result: WalkForwardResult) -> str:
     sensitivity, overfitting, recommended configuration and implementation notes."""
     folds = result.folds
     chosen = [f for f in folds if f.params is not None]
-    trials = sum(len(f.study.trials) for f in folds if f.study is not None)
+    trials = sum(sum(t.status in COUNTED for t in f.study.trials) for f in folds if f.study is not None)
     final = result.final_study
     lines = ["optimization summary",
              f"  strategy   {result.strategy}; space {result.space.source}",
@@ -1088,16 +1140,16 @@ def summary_text(result: WalkForwardResult) -> str:
              f"  windows    {'anchored' if result.anchored else 'rolling'}: train {result.train}, test {result.test}, "
              f"step {result.step}; {len(folds)} folds, {trials} trials in all",
              f"  period     {result.period[0]} .. {result.period[1]} ({result.timeframe} bars)",
-             f"  runtime    {result.runtime_s:.1f} s", "",
+             f"  runtime    {result.runtime_s:.1f} s", *(f"  note       {n}" for n in result.notes), "",
              "walk-forward (out of sample, each fold's chosen set on the window after its training window)",
              f"  {'fold':>4} {'in sample':<23} {'out of sample':<23} {'IS sharpe':>9} {'OOS sharpe':>10} "
-             f"{'IS cagr':>8} {'OOS cagr':>8} {'OOS ret':>8} {'degr.':>6} {'WFE':>6}  parameters"]
+             f"{'IS cagr':>8} {'OOS cagr':>8} {'OOS ret':>8} {'Sh.degr':>8} {'WFE':>6}  parameters"]
     for f in folds:
         i, o = f.is_metrics or {}, f.oos_metrics or {}
         d = f.degradation.get("sharpe")
         lines.append(f"  {f.index:>4} {f.window.label('is'):<23} {f.window.label('oos'):<23} {_num(i.get('sharpe')):>9} "
                      f"{_num(o.get('sharpe')):>10} {_pct(i.get('cagr')):>8} {_pct(o.get('cagr')):>8} "
-                     f"{_pct(o.get('total_return')):>8} {_pct(d) if d is not None else '-':>6} "
+                     f"{_pct(o.get('total_return')):>8} {_pct(d) if d is not None else '-':>8} "
                      f"{_num(f.efficiency, '.2f'):>6}  {_params_text(f.params)}")
     m, b = result.oos_metrics, result.benchmark_metrics or {}
     lines += [f"  stitched OOS   return {_pct(m.get('total_return'))}, CAGR {_pct(m.get('cagr'))}, Sharpe "

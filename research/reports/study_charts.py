@@ -9,8 +9,9 @@ The landscape
 The analysed trials are the *scored* ones: status ``complete`` or ``filtered`` with a finite value
 of the study's first objective, each parameter set once (filtered trials are part of the
 landscape: a neighbour that trades too little is a bad neighbour). Parameter values become
-*levels*: the distinct values, or for a numeric key with more than :data:`MAX_LEVELS` distinct
-values (random / TPE sampling) that many quantile bins.
+*levels*: the distinct values, or for a numeric key with more distinct values than
+:func:`max_levels` allows (random / TPE sampling: about three trials per bin, at most
+:data:`MAX_LEVELS`) that many quantile bins.
 
 Sensitivity: robust (flat) and fragile (sharp) parameters
 ---------------------------------------------------------
@@ -66,30 +67,34 @@ from research.reports.formatting import NOT_AVAILABLE, fmt_num, fmt_pct, fmt_usd
 from research.reports.plotting import (Figure, axis, downsample, figure, log_axis, plot_times,
                                        spans_orders_of_magnitude, typed)
 from research.search_space import Dimension, SearchSpace
-from research.study_stats import study_statistics
+from research.study_stats import DiscardStore, study_statistics
 from research.walk_forward import window_data
-from state.memory import MemoryStore
 from strategies.registry import build_strategy
 
-__all__ = ["FRAGILE_DROP", "MAX_LEVELS", "PERCENT_METRICS", "ROBUST_DROP", "TOP_SETS", "Landscape", "Levels",
-           "OverfittingBlock", "PairSurface", "ParameterImportance", "ParameterSensitivity", "ParetoView",
-           "Recommendation", "SetReplay", "StudyAnalysis", "WalkForwardFold", "WalkForwardView", "analyse_study",
-           "fmt_metric", "heatmap_figure", "importance_figure", "overfitting_block", "pair_surface",
-           "parallel_figure", "param_name", "parameter_importance", "parameter_sensitivity", "pareto_figure",
-           "pareto_view", "pbo_figure", "recommend", "replay_sets", "sensitivity_figure", "study_landscape",
-           "surface_figure", "top_drawdown_figure", "top_equity_figure", "verdict_figure",
-           "walk_forward_bars_figure", "walk_forward_equity_figure", "walk_forward_steps_figure",
-           "walk_forward_view"]
+__all__ = ["FRAGILE_DROP", "MAX_LEVELS", "PERCENT_METRICS", "PLATEAU_TOLERANCE", "ROBUST_DROP", "SURFACE_FILL",
+           "TOP_SETS", "Landscape", "Levels", "OverfittingBlock", "PairSurface", "ParameterImportance",
+           "ParameterSensitivity", "ParetoView", "Recommendation", "SetReplay", "StudyAnalysis", "WalkForwardFold",
+           "WalkForwardView", "analyse_study", "fmt_metric", "heatmap_figure", "importance_figure", "max_levels",
+           "overfitting_block", "pair_surface", "parallel_figure", "param_name", "parameter_importance",
+           "parameter_sensitivity", "pareto_figure", "pareto_view", "pbo_figure", "pct_tickformat", "recommend",
+           "replay_sets", "sensitivity_figure", "study_landscape", "surface_figure", "top_drawdown_figure",
+           "top_equity_figure", "verdict_figure", "walk_forward_bars_figure", "walk_forward_equity_figure",
+           "walk_forward_steps_figure", "walk_forward_view"]
 
 MAX_LEVELS = 12
-"""Most levels per numeric parameter; more distinct values are put into this many quantile bins."""
+"""Most levels per numeric parameter (see :func:`max_levels`); more distinct values go into quantile bins."""
 ROBUST_DROP = 0.10
 """Neighbour drop (fraction of the scale) up to which a parameter is called robust."""
 FRAGILE_DROP = 0.30
 """Neighbour drop from which a parameter is called fragile."""
+PLATEAU_TOLERANCE = 0.02
+"""Neighbourhood means this close (a fraction of the scale) to the best count as the same plateau."""
+SURFACE_FILL = 0.6
+"""Share of the pair's cells with a trial from which the 3-D chart is a surface (below: points)."""
 TOP_SETS = 5
 """Parameter sets replayed for the equity and drawdown overlays."""
-PERCENT_METRICS = frozenset({"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure"})
+PERCENT_METRICS = frozenset({"total_return", "cagr", "annual_return", "volatility", "max_drawdown", "win_rate",
+                             "exposure"})
 """Metrics that are fractions, shown in percent."""
 _RATIO = frozenset({"sharpe", "sortino", "calmar", "profit_factor", "turnover"})
 _COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
@@ -117,6 +122,22 @@ def fmt_metric(name: str, value: Any) -> str:
     if name == "trades":
         return f"{int(value)}"
     return fmt_num(float(value))
+
+
+def pct_tickformat(values: Any) -> str:
+    """A plotly percent tick format with enough decimals for ``values`` (fractions).
+
+    Examples
+    --------
+    >>> pct_tickformat([0.006, 0.011]), pct_tickformat([0.05, 0.4]), pct_tickformat([])
+    ('.2%', '.1%', '.1%')
+    """
+    data = np.asarray(values, dtype=float).ravel()
+    data = data[np.isfinite(data)]
+    if not len(data):
+        return ".1%"
+    span = float(data.max() - data.min()) or abs(float(data.max()))
+    return ".2%" if span < 0.05 else ".1%" if span < 0.5 else ".0%"
 
 
 def param_name(key: str) -> str:
@@ -185,19 +206,38 @@ class Levels:
         raise ValueError(f"{self.key}: value {value!r} is not one of the levels {list(self.labels)}")
 
 
+def max_levels(n_trials: int) -> int:
+    """Most levels of a numeric parameter over ``n_trials`` scored trials: ``min(MAX_LEVELS,
+    max(4, n_trials // 3))``, so a sampled study's bins hold about three trials each. A stepped
+    parameter with at most :data:`MAX_LEVELS` values in the space keeps every value.
+
+    Examples
+    --------
+    >>> max_levels(8), max_levels(30), max_levels(500)
+    (4, 10, 12)
+    """
+    return min(MAX_LEVELS, max(4, n_trials // 3))
+
+
 def _levels(key: str, values: Sequence[Any], dim: Dimension | None) -> Levels:
     if values and all(_is_number(v) for v in values):
         distinct = sorted(set(float(v) if isinstance(v, (float, np.floating)) else int(v) for v in values))
-        if len(distinct) <= MAX_LEVELS:
+        limit = max_levels(len(values))
+        stepped = dim is not None and dim.kind != "categorical" and (dim.kind == "int" or dim.step is not None)
+        if stepped and dim is not None and dim.low is not None and dim.high is not None:
+            step = float(dim.step or 1)
+            if (float(dim.high) - float(dim.low)) / step + 1 <= MAX_LEVELS:
+                limit = MAX_LEVELS  # a few stepped values: keep each one, as the space names them
+        if len(distinct) <= limit:
             return Levels(key, True, tuple(_show(v) for v in distinct), tuple(distinct))
         data = np.asarray(values, dtype=float)
-        edges = np.unique(np.quantile(data, np.linspace(0.0, 1.0, MAX_LEVELS + 1)))
+        edges = np.unique(np.quantile(data, np.linspace(0.0, 1.0, limit + 1)))
         inner = edges[1:-1]
         codes = np.searchsorted(inner, data, side="right")
         labels, centres = [], []
         bounds = [float(data.min()), *inner.tolist(), float(data.max())]
         for k in range(len(inner) + 1):
-            labels.append(f"{bounds[k]:.4g}-{bounds[k + 1]:.4g}")
+            labels.append(f"{bounds[k]:.3g}-{bounds[k + 1]:.3g}")
             members = data[codes == k]
             centres.append(float(np.median(members)) if len(members) else (bounds[k] + bounds[k + 1]) / 2)
         return Levels(key, True, tuple(labels), tuple(centres), tuple(float(e) for e in inner))
@@ -611,9 +651,12 @@ def pareto_view(result: StudyResult, land: Landscape) -> ParetoView:
                       dtype=float).reshape(len(trials), 2)
     signs = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
     good = points * signs
-    front = [i for i in range(len(trials))
-             if not any((good[k] >= good[i]).all() and (good[k] > good[i]).any() for k in range(len(trials)))]
-    front.sort(key=lambda i: points[i, 0])
+    dominated = np.zeros(len(trials), dtype=bool)
+    for low in range(0, len(trials), 512):  # row blocks: memory stays O(512 x n) for big studies
+        block = good[low:low + 512, None, :]
+        dominated[low:low + 512] = ((good[None, :, :] >= block).all(axis=2)
+                                    & (good[None, :, :] > block).any(axis=2)).any(axis=1)
+    front = sorted(np.flatnonzero(~dominated).tolist(), key=lambda i: points[i, 0])
     return ParetoView(metrics, directions, optimized, points, trials, front)
 
 
@@ -681,7 +724,7 @@ def replay_sets(result: StudyResult, data: StudyData, n: int = TOP_SETS) -> list
         setup = result.space.apply(result.base, trial.params)
         strategy = build_strategy(setup.spec.strategy, setup.spec.params)
         spec = setup.spec.model_copy(update={"params": strategy.params.model_dump(mode="json")})
-        replay = run_replay(data.get(setup.timeframe), spec, store=MemoryStore(), alerts=MemoryAlertSink(),
+        replay = run_replay(data.get(setup.timeframe), spec, store=DiscardStore(), alerts=MemoryAlertSink(),
                             run_id=f"report-{trial.number}")
         metrics = trial_metrics(replay)
         recorded = (trial.metrics or {}).get("trades")
@@ -875,7 +918,8 @@ def overfitting_block(statistics: Any) -> OverfittingBlock:
         pbo_splits=_int(_pick(detail, "n_splits")), pbo_combinations=_int(_pick(detail, "n_combinations")),
         prob_oos_loss=_as_float(_pick(detail, "prob_oos_loss")),
         degradation_slope=_as_float(_pick(detail, "degradation_slope")), logits=_floats(_pick(detail, "logits")),
-        is_performance=_floats(_pick(detail, "is_performance")), oos_performance=_floats(_pick(detail, "oos_performance")),
+        is_performance=_floats(_pick(detail, "is_performance")),
+        oos_performance=_floats(_pick(detail, "oos_performance")),
         degradation_source=None if _pick(degradation, "source") is None else str(_pick(degradation, "source")),
         oos_dsr=_as_float(_pick(statistics, "oos_dsr")),
         basis={str(k): str(v) for k, v in basis.items()} if isinstance(basis, Mapping) else {},
@@ -1082,6 +1126,8 @@ class Recommendation:
         95 % interval of the annualised Sharpe ratio from the replay's daily returns (standard
         error of Mertens 2002 as used by Bailey & López de Prado 2012:
         ``sqrt((1 - skew*SR + (kurt - 1)/4 * SR^2) / T)``), None without a replay.
+    sharpe_obs
+        The daily returns ``T`` behind that interval.
     oos_range
         Lowest and highest out-of-sample objective over walk-forward folds, None without one.
     max_drawdown, annual_return
@@ -1098,6 +1144,7 @@ class Recommendation:
     confidence: str
     confidence_reasons: tuple[str, ...]
     sharpe_interval: tuple[float, float] | None
+    sharpe_obs: int | None
     oos_range: tuple[float, float] | None
     max_drawdown: float | None
     annual_return: float | None
@@ -1113,18 +1160,20 @@ def _plateau(land: Landscape, row: int) -> float:
 
 def _row_of(land: Landscape, trial: TrialRecord) -> int | None:
     wanted = repr(sorted((k, trial.params.get(k)) for k in land.keys))
-    return next((i for i, t in enumerate(land.trials) if repr(sorted((k, t.params.get(k)) for k in land.keys)) == wanted),
-                None)
+    rows = (i for i, t in enumerate(land.trials) if repr(sorted((k, t.params.get(k)) for k in land.keys)) == wanted)
+    return next(rows, None)
 
 
 def recommend(result: StudyResult, land: Landscape, sensitivity: Sequence[ParameterSensitivity],
-              block: OverfittingBlock, replays: Sequence[SetReplay], wf: WalkForwardView | None) -> Recommendation | None:
+              block: OverfittingBlock, replays: Sequence[SetReplay],
+              wf: WalkForwardView | None) -> Recommendation | None:
     """Return the recommended configuration, None when no trial was ranked.
 
-    Among the ten best ranked sets, the one whose neighbourhood (itself and every set within one
-    level of it on each numeric parameter, the same choice on categorical ones) has the best mean
-    objective: a plateau is more likely to hold out of sample than a peak. Ties go to the better
-    rank. Confidence is ``low`` when any of: overfitting score >= 50, DSR < 0.5, PBO > 0.5, fewer
+    Among the ten best ranked sets, the best ranked one whose neighbourhood (itself and every set
+    within one level of it on each numeric parameter, the same choice on categorical ones) has a
+    mean objective within :data:`PLATEAU_TOLERANCE` of the scale (:attr:`Landscape.scale`) of the
+    best such mean: a plateau is more likely to hold out of sample than a peak, and among sets on
+    the plateau the ranking decides. Confidence is ``low`` when any of: overfitting score >= 50, DSR < 0.5, PBO > 0.5, fewer
     than 30 trades, a fragile parameter, at most half the walk-forward folds profitable; ``high``
     when none of those and the score < 25, DSR >= 0.95 and (when given) PBO <= 0.25 and at least
     60 % of folds profitable; else ``medium``. Without a verdict and a DSR it is at most medium.
@@ -1139,7 +1188,11 @@ def recommend(result: StudyResult, land: Landscape, sensitivity: Sequence[Parame
             candidates.append((rank, trial, _plateau(land, row)))
     if not candidates:
         candidates = [(1, result.ranked[0], None)]
-    rank, trial, plateau = max(candidates, key=lambda c: (sign * c[2] if c[2] is not None else -math.inf, -c[0]))
+    best_plateau = max(sign * c[2] for c in candidates if c[2] is not None) if any(
+        c[2] is not None for c in candidates) else None
+    tolerance = PLATEAU_TOLERANCE * land.scale
+    rank, trial, plateau = next(c for c in candidates if best_plateau is None or c[2] is None
+                                or sign * c[2] >= best_plateau - tolerance)
     top_plateau = candidates[0][2]
     objective = land.objective
     if rank == 1:
@@ -1183,26 +1236,28 @@ def recommend(result: StudyResult, land: Landscape, sensitivity: Sequence[Parame
                            f"DSR {dsr:.2f}" if dsr is not None else None, f"PBO {pbo:.2f}" if pbo is not None else None)
                if f is not None and f not in low and f not in high_ok]
     if low:
-        confidence, reasons = "low", low + high_ok + context
+        others = high_ok + context
+        confidence, reasons = "low", low + ([f"other checks: {', '.join(others)}"] if others else [])
     elif score is not None and dsr is not None and len(high_ok) >= needed:
         confidence, reasons = "high", high_ok
     else:
         confidence = "medium"
         reasons = context + high_ok + ([] if score is not None and dsr is not None
                                        else ["no overfitting verdict and DSR to confirm it"])
-    interval = None
+    interval, n_obs = None, None
     replay = next((r for r in replays if r.trial.number == trial.number), None)
     if replay is not None:
         try:
             sr, skew, kurt, n = sample_moments(replay.returns.to_numpy(dtype=float))
             se = math.sqrt(max(1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr * sr, 0.0) / n)
             k = math.sqrt(replay.periods_per_year)
-            interval = ((sr - 1.96 * se) * k, (sr + 1.96 * se) * k)
+            interval, n_obs = ((sr - 1.96 * se) * k, (sr + 1.96 * se) * k), n
         except ValueError:
             interval = None
     return Recommendation(trial=trial, rank=rank, params=dict(trial.params), strategy_params=strategy_params,
                           timeframe=setup.timeframe, reason=reason, plateau=plateau, confidence=confidence,
-                          confidence_reasons=tuple(reasons), sharpe_interval=interval, oos_range=oos_range,
+                          confidence_reasons=tuple(reasons), sharpe_interval=interval, sharpe_obs=n_obs,
+                          oos_range=oos_range,
                           max_drawdown=_as_float(metrics.get("max_drawdown")),
                           annual_return=_as_float(metrics.get("cagr")))
 
@@ -1291,14 +1346,17 @@ def analyse_study(result: StudyResult, *, data: StudyData | None = None, walk_fo
 
 # --- figures --------------------------------------------------------------------------------------------
 
-def _grid_axes(n: int, cols: int, gap: float = 0.06) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
-    """Axis suffixes and x/y domains of ``n`` subplots on a ``cols``-wide grid."""
+def _grid_axes(n: int, cols: int, gap: float = 0.06,
+               vgap: float = 0.12) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
+    """Axis suffixes and x/y domains of ``n`` subplots on a ``cols``-wide grid; ``vgap`` (a
+    fraction of the figure height) below each row leaves room for its tick labels and the next
+    row's title."""
     rows = max(1, math.ceil(n / cols))
     out = []
     for i in range(n):
         r, c = divmod(i, cols)
         x = (c / cols + gap / 2, (c + 1) / cols - gap / 2)
-        y = (1 - (r + 1) / rows + gap, 1 - r / rows - gap / 2)
+        y = (1 - (r + 1) / rows + (vgap if r < rows - 1 else 0.0), 1 - r / rows - (0.06 / rows if r else 0.0))
         out.append(("" if i == 0 else str(i + 1), x, y))
     return out
 
@@ -1310,7 +1368,9 @@ def sensitivity_figure(analysis: StudyAnalysis) -> Figure:
     items = analysis.sensitivity
     objective = analysis.landscape.objective
     cols = min(3, max(1, len(items)))
-    grid = _grid_axes(len(items), cols)
+    rows = max(1, math.ceil(len(items) / cols))
+    long_ticks = any(len(s.labels) * max(len(label) for label in s.labels) > 40 for s in items)
+    grid = _grid_axes(len(items), cols, gap=0.06, vgap=(0.3 if long_ticks else 0.14) / rows)
     data: list[dict[str, Any]] = []
     layout: dict[str, Any] = {}
     annotations = []
@@ -1349,13 +1409,18 @@ def sensitivity_figure(analysis: StudyAnalysis) -> Figure:
         annotations.append({"text": f"<b>{s.name}</b>: {s.verdict}{drop}", "showarrow": False, "xref": "paper",
                             "yref": "paper", "x": (xd[0] + xd[1]) / 2, "y": yd[1] + 0.01, "xanchor": "center",
                             "yanchor": "bottom", "font": {"color": colours[s.verdict]}})
-    rows = max(1, math.ceil(len(items) / cols))
-    fig = figure(data, f"Sensitivity of {objective} to each parameter", height=140 + 300 * rows,
+    fig = figure(data, f"Sensitivity of {objective} to each parameter",
+                 height=140 + (360 if long_ticks else 300) * rows,
                  hovermode="closest", annotations=annotations)
     fig["layout"].pop("xaxis")
     fig["layout"].pop("yaxis")
     fig["layout"].update(layout)
-    fig["layout"]["margin"] = {"l": 60, "r": 20, "t": 90, "b": 50}
+    margin = {"l": 60, "r": 20, "t": 110, "b": 50}
+    fig["layout"]["margin"] = margin
+    plot_height = fig["layout"]["height"] - margin["t"] - margin["b"]
+    # the legend above the panel titles (which sit just above each panel)
+    fig["layout"]["legend"] = {"orientation": "h", "x": 1, "xanchor": "right", "yanchor": "bottom",
+                               "y": 1 + 30 / plot_height}
     return fig
 
 
@@ -1381,13 +1446,12 @@ def heatmap_figure(analysis: StudyAnalysis) -> Figure:
              "colorscale": _scale_for(land.direction), "hoverongaps": False, "xgap": 1, "ygap": 1,
              "colorbar": {"title": {"text": objective}}}
     by, bx = pair.best_cell
-    star = {"type": "scatter", "x": [pair.x.labels[bx]], "y": [pair.y.labels[by]], "mode": "markers",
-            "marker": {"symbol": "star-open", "size": 26, "color": "#000", "line": {"width": 2}},
-            "name": "best set", "hoverinfo": "skip"}
-    return figure([trace, star], f"{objective}: {param_name(pair.y_key)} x {param_name(pair.x_key)} "
-                  "(best trial per cell, other parameters free)",
+    outline = {"type": "rect", "xref": "x", "yref": "y", "x0": bx - 0.5, "x1": bx + 0.5, "y0": by - 0.5,
+               "y1": by + 0.5, "line": {"color": "#000", "width": 3}, "name": "best set"}
+    return figure([trace], f"{objective}: {param_name(pair.y_key)} x {param_name(pair.x_key)} "
+                  "(best trial per cell, other parameters free; outlined: the best set)",
                   axis(param_name(pair.y_key), type="category"), height=max(360, 140 + 34 * len(pair.y.labels)),
-                  xaxis=axis(param_name(pair.x_key), type="category"), hovermode="closest")
+                  xaxis=axis(param_name(pair.x_key), type="category"), hovermode="closest", shapes=[outline])
 
 
 def _numeric_axis(levels: Levels) -> tuple[list[float], dict[str, Any]]:
@@ -1406,18 +1470,28 @@ def surface_figure(analysis: StudyAnalysis) -> Figure:
     x, xticks = _numeric_axis(pair.x)
     y, yticks = _numeric_axis(pair.y)
     z = [[None if math.isnan(v) else float(v) for v in row] for row in pair.z]
-    trace = {"type": "surface", "x": x, "y": y, "z": z, "colorscale": _scale_for(land.direction),
-             "colorbar": {"title": {"text": land.objective}},
-             "hovertemplate": (f"{param_name(pair.x_key)}=%{{x}}<br>{param_name(pair.y_key)}=%{{y}}<br>"
-                               f"{land.objective} %{{z:.4g}}<extra></extra>")}
+    hover = (f"{param_name(pair.x_key)}=%{{x}}<br>{param_name(pair.y_key)}=%{{y}}<br>"
+             f"{land.objective} %{{z:.4g}}<extra></extra>")
+    filled = np.isfinite(pair.z)
+    title = f"{land.objective} surface over {param_name(pair.x_key)} and {param_name(pair.y_key)}"
+    if filled.mean() >= SURFACE_FILL:
+        trace: dict[str, Any] = {"type": "surface", "x": x, "y": y, "z": z, "colorscale": _scale_for(land.direction),
+                                 "colorbar": {"title": {"text": land.objective}}, "hovertemplate": hover}
+    else:  # a surface through mostly empty cells shows nothing: the filled cells as points
+        jy, ix = np.nonzero(filled)
+        values = pair.z[filled]
+        trace = {"type": "scatter3d", "mode": "markers", "x": [x[i] for i in ix], "y": [y[j] for j in jy],
+                 "z": values.tolist(), "hovertemplate": hover, "name": "cells",
+                 "marker": {"size": 5, "color": values.tolist(), "colorscale": _scale_for(land.direction),
+                            "colorbar": {"title": {"text": land.objective}}, "showscale": True}}
+        title += f" ({100 * filled.mean():.0f}% of the cells tried: drawn as points)"
     by, bx = pair.best_cell
     best = {"type": "scatter3d", "x": [x[bx]], "y": [y[by]], "z": [z[by][bx]], "mode": "markers",
             "marker": {"size": 6, "color": "#d62728", "symbol": "diamond"}, "name": "best set"}
     scene = {"xaxis": {"title": {"text": param_name(pair.x_key)}, **xticks},
              "yaxis": {"title": {"text": param_name(pair.y_key)}, **yticks},
              "zaxis": {"title": {"text": land.objective}}, "camera": {"eye": {"x": 1.6, "y": -1.6, "z": 0.9}}}
-    fig = figure([trace, best], f"{land.objective} surface over {param_name(pair.x_key)} and "
-                 f"{param_name(pair.y_key)}", height=560, hovermode="closest", scene=scene)
+    fig = figure([trace, best], title, height=560, hovermode="closest", scene=scene)
     fig["layout"].pop("xaxis")
     fig["layout"].pop("yaxis")
     return fig
@@ -1442,8 +1516,9 @@ def parallel_figure(analysis: StudyAnalysis) -> Figure:
     for name in shown:
         values = [(t.metrics or {}).get(name) for t in land.trials]
         if all(_finite(v) for v in values):
-            dims.append({"label": name, "values": [float(v) for v in values if v is not None],
-                         **({"tickformat": ".1%"} if name in PERCENT_METRICS else {})})
+            numbers = [float(v) for v in values if v is not None]
+            fmt = pct_tickformat(numbers) if name in PERCENT_METRICS else "d" if name == "trades" else ".2f"
+            dims.append({"label": name, "values": numbers, "tickformat": fmt})
     trace = {"type": "parcoords", "dimensions": dims,
              "line": {"color": [float(v) for v in land.values], "colorscale": _scale_for(land.direction),
                       "showscale": True, "colorbar": {"title": {"text": land.objective}}}}
@@ -1484,8 +1559,10 @@ def pareto_figure(analysis: StudyAnalysis) -> Figure:
     kind = "objectives of the study" if view.optimized else f"{mx} (optimised) vs {my} (not optimised)"
     better = [f"{'higher' if d == 'maximize' else 'lower'} is better" for d in view.directions]
     return figure(data, f"Pareto front: {kind}",
-                  axis(f"{my} ({better[1]})", **({"tickformat": ".1%"} if my in PERCENT_METRICS else {})), height=440,
-                  xaxis=axis(f"{mx} ({better[0]})", **({"tickformat": ".1%"} if mx in PERCENT_METRICS else {})),
+                  axis(f"{my} ({better[1]})", **({"tickformat": pct_tickformat(points[:, 1])}
+                                                   if my in PERCENT_METRICS else {})), height=440,
+                  xaxis=axis(f"{mx} ({better[0]})", **({"tickformat": pct_tickformat(points[:, 0])}
+                                                         if mx in PERCENT_METRICS else {})),
                   hovermode="closest")
 
 
@@ -1629,7 +1706,8 @@ def pbo_figure(analysis: StudyAnalysis) -> Figure:
     every = max(1, len(is_perf) // 3000)  # the regression uses every point; the chart shows at most ~3000
     slope, intercept = np.polyfit(is_perf, oos_perf, 1) if len(is_perf) > 1 else (0.0, float(oos_perf.mean()))
     xs = np.array([is_perf.min(), is_perf.max()])
-    data: list[dict[str, Any]] = [{"type": "bar", "x": typed(centres), "y": typed(share), "marker": {"color": colours}, "name": "logit",
+    data: list[dict[str, Any]] = [{"type": "bar", "x": typed(centres), "y": typed(share), "marker": {"color": colours},
+             "name": "logit",
              "xaxis": "x", "yaxis": "y", "showlegend": False,
              "hovertemplate": "logit %{x:.2f}: %{y:.1%} of combinations<extra></extra>"},
             {"type": "scatter", "mode": "markers", "x": typed(is_perf[::every]), "y": typed(oos_perf[::every]),
@@ -1662,7 +1740,8 @@ def verdict_figure(analysis: StudyAnalysis) -> Figure:
     points = [float(p["points"] or 0) for p in parts][::-1]
     colours = ["#d73027" if p["flagged"] else "#4575b4" for p in parts][::-1]
     details = [str(p["detail"]) for p in parts][::-1]
-    data: list[dict[str, Any]] = [{"type": "bar", "orientation": "h", "y": names, "x": weights, "name": "points available",
+    data: list[dict[str, Any]] = [{"type": "bar", "orientation": "h", "y": names, "x": weights,
+             "name": "points available",
              "marker": {"color": "#e6e6e6"}, "hoverinfo": "skip"},
             {"type": "bar", "orientation": "h", "y": names, "x": points, "name": "points scored (red: flagged)",
              "marker": {"color": colours}, "text": [f"{p:.1f}" for p in points], "textposition": "outside",

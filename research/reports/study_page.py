@@ -91,6 +91,9 @@ def _summary_section(a: StudyAnalysis) -> Section:
                         f"min win rate {r.filters.min_win_rate or 'none'}"),
             ("runtime", f"{r.runtime_s:.1f} s ({r.new_trials} trials this run, {r.replays} replays, "
                         f"{r.cache_hits} from the cache)")]
+    if a.walk_forward is not None:
+        rows.insert(0, ("scope", "the study of the final training window (its best set is the one for the next live "
+                                 "period); the walk-forward sections judge the method out of sample"))
     return Section("summary", "Optimization summary", _kv_table("study-summary", rows))
 
 
@@ -117,7 +120,7 @@ def _recommended_section(a: StudyAnalysis) -> Section:
     badge = {"high": "#1a9850", "medium": "#e08214", "low": "#d73027"}[rec.confidence]
     body = (f'<p id="confidence" style="font-size:120%">Confidence: <b style="color:{badge}">'
             f"{html.escape(rec.confidence.upper())}</b></p>" + _kv_table("recommended-table", rows)
-            + "<h3>Config file tables</h3><pre id=\"config-snippet\">"
+            + "<h3>Config file tables</h3><pre id=\"config-snippet\" style=\"white-space: pre-wrap\">"
             + html.escape(config_snippet(a.result.strategy, rec)) + "</pre>")
     return Section("recommended", "Recommended configuration", body)
 
@@ -154,7 +157,8 @@ def _top_section(a: StudyAnalysis) -> Section:
     columns, rows = _trial_rows(a, ranked, rank=True)
     return Section("top-sets-section", "Top 10 parameter sets",
                    _p("Ranked by " + ", ".join(a.result.objectives) + "; each parameter set once. Click a header "
-                      "to sort.", "muted") + html_table("top-sets", columns, rows, sortable=True))
+                      "to sort.", "muted")
+                   + f'<div class="wide">{html_table("top-sets", columns, rows, sortable=True)}</div>')
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -177,8 +181,9 @@ def _overfitting_section(a: StudyAnalysis, chart: _Charts) -> Section:
         ("judged series", f"{judged}: Sharpe {_num(b.sharpe, 2)} annualised ({_num(b.sharpe_period, 4)} per day), "
                           f"skew {_num(b.skew, 2)}, kurtosis {_num(b.kurtosis, 2)} (normal = 3), {b.n_obs or '?'} days"),
         ("PSR (Sharpe > 0)", f"{_num(b.psr)}  (Bailey & López de Prado 2012)"),
-        ("DSR", f"{_num(b.dsr)}  over {b.n_trials if b.n_trials is not None else '?'} trials, per-day Sharpe "
-                f"variance {_num(b.sr_variance, 6)} (Bailey & López de Prado 2014; significant at 5% above 0.95)"),
+        ("DSR", f"{_num(b.dsr)}  over {b.n_trials if b.n_trials is not None else '?'} trials"
+                + (f", per-day Sharpe variance {_num(b.sr_variance, 6)}" if b.sr_variance is not None else "")
+                + " (Bailey & López de Prado 2014; significant at 5% above 0.95)"),
         ("MinTRL (95%)", trl),
         ("PBO (CSCV)", f"{_num(b.pbo)}" + (f"  over {b.pbo_combinations:,} combinations of {b.pbo_splits} blocks"
                                             if b.pbo_combinations else "")
@@ -269,7 +274,8 @@ def _pair_sections(a: StudyAnalysis, chart: _Charts) -> list[Section]:
         return [Section("heatmap", "Heat map", why), Section("surface", "3-D surface", why)]
     return [Section("heatmap", f"Heat map: {param_name(a.pair.y_key)} x {param_name(a.pair.x_key)}",
                     _p("The two most important parameters; each cell shows the best trial with those values (the "
-                       "other parameters free). A broad green plateau around the star is what holds out of sample.",
+                       "other parameters free). A broad green plateau around the outlined best set is what holds out of "
+                       "sample.",
                        "muted") + chart(heatmap_figure, a, "heatmap-chart")),
             Section("surface", "3-D surface", chart(surface_figure, a, "surface-chart"))]
 
@@ -320,7 +326,9 @@ def _walk_forward_sections(a: StudyAnalysis, chart: _Charts) -> list[Section]:
                                            f"{entry.get('mode')} in {fmt_metric('win_rate', entry.get('mode_share'))} "
                                            f"of folds, {entry.get('changes')} changes, values {entry.get('values')}"))
     first = Section("walk-forward-folds", "Walk-forward: in sample vs out of sample",
-                    chart(walk_forward_bars_figure, a, "walk-forward-bars") + folds + "<h3>Parameter stability</h3>"
+                    chart(walk_forward_bars_figure, a, "walk-forward-bars")
+                    + "<style>#folds-table td:nth-child(-n+3) { white-space: nowrap; }</style>"
+                    + f'<div class="wide">{folds}</div>' + "<h3>Parameter stability</h3>"
                     + _kv_table("stability-table", stab_rows))
     m, bm = wf.oos_metrics, wf.benchmark_metrics
     summary: list[list[Cell]] = []
@@ -349,7 +357,8 @@ def _walk_forward_sections(a: StudyAnalysis, chart: _Charts) -> list[Section]:
 def _implementation_section(text: str) -> Section:
     block = text.split("implementation notes\n", 1)
     body = block[1].split("\n\n", 1)[0] if len(block) == 2 else "nothing to apply"
-    return Section("implementation", "Implementation notes", f'<pre id="implementation-notes">{html.escape(body)}</pre>')
+    return Section("implementation", "Implementation notes",
+                   f'<pre id="implementation-notes" style="white-space: pre-wrap">{html.escape(body)}</pre>')
 
 
 def _trials_section(a: StudyAnalysis) -> Section:
@@ -359,7 +368,8 @@ def _trials_section(a: StudyAnalysis) -> Section:
     note = _p(f"Every trial of the study ({len(a.result.trials)})" + (f"; the first {len(trials)} listed, all in "
                                                                        "trials.csv" if more > 0 else "")
               + ". Click a header to sort.", "muted")
-    return Section("trials", "All trials", note + f'<div class="scroll">{html_table("all-trials", columns, rows, sortable=True)}</div>')
+    table = html_table("all-trials", columns, rows, sortable=True)
+    return Section("trials", "All trials", note + f'<div class="scroll">{table}</div>')
 
 
 def render_study_page(analysis: StudyAnalysis, summary: str, title: str) -> str:

@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.colors
+import matplotlib.patches
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from research.metrics import drawdown_series
+from research.reports.plotting import downsample
 from research.reports.study_charts import PERCENT_METRICS, StudyAnalysis, fmt_metric, param_name
 from research.reports.study_text import params_text
 
@@ -32,6 +36,7 @@ PAGE_SIZE = (11.69, 8.27)
 """A4 landscape, inches."""
 _COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 _LINES_PER_PAGE = 58
+_PDF_POINTS = 2000  # per curve: more than a printed page resolves
 _VERDICT = {"robust": "#1a9850", "moderate": "#e08214", "fragile": "#d73027", "undetermined": "#777777"}
 
 
@@ -42,7 +47,9 @@ def _page(title: str) -> Figure:
 
 
 def _pct_axis(ax: Axes, which: str = "y") -> None:
-    formatter = PercentFormatter(1.0, decimals=1)
+    low, high = ax.get_ylim() if which == "y" else ax.get_xlim()
+    span = abs(high - low)
+    formatter = PercentFormatter(1.0, decimals=2 if span < 0.05 else 1 if span < 0.5 else 0)
     (ax.yaxis if which == "y" else ax.xaxis).set_major_formatter(formatter)
 
 
@@ -197,22 +204,31 @@ def _pair(pdf: PdfPages, analysis: StudyAnalysis) -> None:
     ax.set_yticks(range(len(pair.y.labels)), list(pair.y.labels), fontsize=8)
     ax.set_xlabel(param_name(pair.x_key))
     ax.set_ylabel(param_name(pair.y_key))
+    finite = pair.z[np.isfinite(pair.z)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if z.size <= 150:
         for j in range(z.shape[0]):
             for i in range(z.shape[1]):
                 if not np.ma.is_masked(z[j, i]):
-                    ax.text(i, j, fmt_metric(land.objective, float(z[j, i])), ha="center", va="center", fontsize=7)
+                    shade = (float(z[j, i]) - low) / ((high - low) or 1.0)
+                    ax.text(i, j, fmt_metric(land.objective, float(z[j, i])), ha="center", va="center", fontsize=9,
+                            color="white" if shade < 0.2 or shade > 0.8 else "black")
     by, bx = pair.best_cell
-    ax.plot([bx], [by], marker="*", markersize=22, markerfacecolor="none", markeredgecolor="black")
+    ax.add_patch(matplotlib.patches.Rectangle((bx - 0.5, by - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=3))
+    ax.set_title("outlined: the best set", fontsize=9)
     fig.colorbar(image, ax=ax, label=land.objective)
     ax3 = fig.add_subplot(1, 2, 2, projection="3d")
     xs = np.array([float(c) for c in pair.x.centres]) if pair.x.numeric else np.arange(len(pair.x.labels), dtype=float)
     ys = np.array([float(c) for c in pair.y.centres]) if pair.y.numeric else np.arange(len(pair.y.labels), dtype=float)
     gx, gy = np.meshgrid(xs, ys)
-    if min(pair.z.shape) >= 2:
-        ax3.plot_surface(gx, gy, np.ma.masked_invalid(pair.z), cmap=cmap, edgecolor="#555", linewidth=0.3, alpha=0.9)
-    else:
-        ax3.scatter(gx.ravel(), gy.ravel(), pair.z.ravel(), c=pair.z.ravel(), cmap=cmap)
+    norm = matplotlib.colors.Normalize(vmin=low, vmax=high)
+    if min(pair.z.shape) >= 2 and finite.size == pair.z.size:
+        # face colours from each face's mean height (matplotlib's own shading can invert on tiny grids)
+        faces = (pair.z[:-1, :-1] + pair.z[1:, :-1] + pair.z[:-1, 1:] + pair.z[1:, 1:]) / 4
+        ax3.plot_surface(gx, gy, pair.z, facecolors=cmap(norm(faces)), edgecolor="#555", linewidth=0.3,
+                         shade=False)
+    else:  # cells without a trial: points, not a surface through holes
+        ax3.scatter(gx.ravel(), gy.ravel(), pair.z.ravel(), c=pair.z.ravel(), cmap=cmap, norm=norm, s=30)
     ax3.set_xlabel(param_name(pair.x_key))
     ax3.set_ylabel(param_name(pair.y_key))
     ax3.set_zlabel(land.objective)
@@ -235,7 +251,8 @@ def _parallel_pareto(pdf: PdfPages, analysis: StudyAnalysis) -> None:
         if name == land.objective and any(c[0] == name for c in columns):
             continue
         raw = [(t.metrics or {}).get(name) for t in land.trials]
-        if all(isinstance(v, (int, float)) and math.isfinite(float(v)) for v in raw) and name not in [c[0] for c in columns]:
+        finite = all(isinstance(v, (int, float)) and math.isfinite(float(v)) for v in raw)
+        if finite and name not in [c[0] for c in columns]:
             columns.append((name, np.asarray(raw, dtype=float), None))
     cmap = matplotlib.colormaps["RdYlGn" if land.direction == "maximize" else "RdYlGn_r"]
     span = float(np.ptp(land.values)) or 1.0
@@ -281,6 +298,15 @@ def _parallel_pareto(pdf: PdfPages, analysis: StudyAnalysis) -> None:
     pdf.savefig(fig)
 
 
+def _xy(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Decimated (min/max per bucket) naive-UTC datetime64 times and values of a curve: object
+    Timestamps of a tz-aware index are what makes matplotlib slow on long curves."""
+    shown = downsample(series.astype(float), _PDF_POINTS)
+    index = pd.DatetimeIndex(shown.index)
+    times = (index.tz_convert("UTC").tz_localize(None) if index.tz is not None else index).to_numpy()
+    return times, shown.to_numpy(dtype=float)
+
+
 def _usd(ax: Axes) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:,.0f}"))
 
@@ -292,13 +318,11 @@ def _equity(pdf: PdfPages, analysis: StudyAnalysis) -> None:
     ax, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     for i, r in enumerate(analysis.replays):
         label = f"#{r.rank} {params_text(r.trial.params)}"
-        ax.plot(r.equity.index, r.equity.to_numpy(), color=_COLOURS[i % len(_COLOURS)], linewidth=1, label=label)
-        ax2.plot(r.drawdown.index, r.drawdown.to_numpy(), color=_COLOURS[i % len(_COLOURS)], linewidth=0.8)
+        ax.plot(*_xy(r.equity), color=_COLOURS[i % len(_COLOURS)], linewidth=1, label=label)
+        ax2.plot(*_xy(r.drawdown), color=_COLOURS[i % len(_COLOURS)], linewidth=0.8)
     if analysis.benchmark is not None:
-        ax.plot(analysis.benchmark.index, analysis.benchmark.to_numpy(), "--", color="#ff7f0e", linewidth=1,
-                label="Buy & hold")
-        bench_dd = drawdown_series(analysis.benchmark)
-        ax2.plot(bench_dd.index, bench_dd.to_numpy(), "--", color="#ff7f0e", linewidth=0.8)
+        ax.plot(*_xy(analysis.benchmark), "--", color="#ff7f0e", linewidth=1, label="Buy & hold")
+        ax2.plot(*_xy(drawdown_series(analysis.benchmark)), "--", color="#ff7f0e", linewidth=0.8)
     _usd(ax)
     _pct_axis(ax2)
     ax.legend(fontsize=7, loc="upper left")
@@ -353,7 +377,7 @@ def _overfitting(pdf: PdfPages, analysis: StudyAnalysis) -> None:
         axes[2].set_ylabel(f"OOS Sharpe ({unit})", fontsize=8)
         axes[2].set_title("performance degradation", fontsize=10)
         axes[2].grid(alpha=0.3)
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.86, bottom=0.12, wspace=0.35)
+    fig.subplots_adjust(left=0.13, right=0.98, top=0.86, bottom=0.12, wspace=0.35)
     pdf.savefig(fig)
 
 
@@ -380,16 +404,15 @@ def _walk_forward(pdf: PdfPages, analysis: StudyAnalysis) -> None:
     ax.set_title(f"efficiency {fmt_metric('sharpe', wf.efficiency)}, profitable folds "
                  f"{fmt_metric('win_rate', wf.profitable_share)}", fontsize=10)
     if wf.oos_equity is not None:
-        ax2.plot(wf.oos_equity.index, wf.oos_equity.to_numpy(), color="#08519c", linewidth=1.4, label="stitched OOS")
+        ax2.plot(*_xy(wf.oos_equity), color="#08519c", linewidth=1.4, label="stitched OOS")
     if wf.benchmark is not None:
-        ax2.plot(wf.benchmark.index, wf.benchmark.to_numpy(), "--", color="#ff7f0e", linewidth=1,
-                 label=wf.benchmark_label)
+        ax2.plot(*_xy(wf.benchmark), "--", color="#ff7f0e", linewidth=1, label=wf.benchmark_label)
     if wf.regime is not None and wf.regime.get("oos_equity") is not None:
-        eq = wf.regime["oos_equity"]
-        ax2.plot(eq.index, eq.to_numpy(), ":", color="#2ca02c", label="regime-aware sets")
+        ax2.plot(*_xy(wf.regime["oos_equity"]), ":", color="#2ca02c", label="regime-aware sets")
     for f in wf.folds:
         if f.test_start is not None:
-            ax2.axvline(f.test_start, color="#999", linestyle=":", linewidth=0.8)
+            ax2.axvline(f.test_start.tz_localize(None).to_datetime64(), color="#999", linestyle=":",
+                        linewidth=0.8)
     _usd(ax2)
     ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3)
@@ -400,9 +423,8 @@ def _walk_forward(pdf: PdfPages, analysis: StudyAnalysis) -> None:
         fig = _page("Re-optimization frequency: stitched OOS equity per step (common span)")
         ax = fig.add_subplot(1, 1, 1)
         for i, s in enumerate(steps):
-            eq = s["oos_equity"]
             best = s["step"] == wf.best_step
-            ax.plot(eq.index, eq.to_numpy(), color=_COLOURS[i % len(_COLOURS)], linewidth=2.2 if best else 1,
+            ax.plot(*_xy(s["oos_equity"]), color=_COLOURS[i % len(_COLOURS)], linewidth=2.2 if best else 1,
                     label=f"every {s['step']}{' (best)' if best else ''}: Sharpe "
                           f"{fmt_metric('sharpe', s['oos_metrics'].get('sharpe'))}")
         _usd(ax)

@@ -61,7 +61,7 @@ def config_snippet(strategy: str, rec: Recommendation) -> str:
     >>> from research.optimize import TrialRecord
     >>> rec = Recommendation(TrialRecord(1, "complete", "", {"params.fast": 5, "risk.fixed_fraction": 0.2}, None, None),
     ...                      1, {"params.fast": 5, "risk.fixed_fraction": 0.2}, {"fast": 5, "slow": 60}, None, "", None,
-    ...                      "low", (), None, None, None, None)
+    ...                      "low", (), None, None, None, None, None)
     >>> print(config_snippet("sma_cross", rec), end="")
     [strategy]
     name = "sma_cross"
@@ -90,7 +90,9 @@ def _summary(analysis: StudyAnalysis) -> list[str]:
     objectives = ", ".join(f"{n} ({d})" for n, d in zip(r.objectives, r.directions))
     per_trial = f" ({r.runtime_s / r.new_trials:.2f} s per trial)" if r.new_trials else ""
     f = r.filters
-    return ["optimization summary",
+    scope = (["  scope      the final training window's study (the set for the next live period)"]
+             if analysis.walk_forward is not None else [])
+    return ["optimization summary", *scope,
             f"  study      {r.study_name} ({r.storage})",
             f"  strategy   {r.strategy}; space {r.space.source} ({len(r.space.dimensions)} searched: "
             f"{', '.join(param_name(k) for k in r.space.keys)})",
@@ -236,9 +238,8 @@ def _recommended(analysis: StudyAnalysis) -> list[str]:
               "trades"]
     if rec.sharpe_interval is not None:
         lo, hi = rec.sharpe_interval
-        n_obs = analysis.overfitting.n_obs
         lines.append(f"  expected     Sharpe {lo:.2f} .. {hi:.2f} (95% interval of the annualised Sharpe ratio"
-                     + (f" from {n_obs} daily returns" if n_obs else "") + ", non-normal standard error)")
+                     + (f" from {rec.sharpe_obs} daily returns" if rec.sharpe_obs else "") + ", non-normal standard error)")
     if rec.oos_range is not None:
         lines.append(f"  out of sample {objective} {fmt_metric(objective, rec.oos_range[0])} .. "
                      f"{fmt_metric(objective, rec.oos_range[1])} over the walk-forward folds")
@@ -253,8 +254,8 @@ def _implementation(analysis: StudyAnalysis) -> list[str]:
     if rec is None:
         return lines + ["  nothing to apply"]
     r = analysis.result
-    lines.append("  apply        put these tables in the config file (tradingd optimize also writes them to "
-                 "best.toml); check with tradingd replay --config FILE before tradingd run:")
+    lines.append("  apply        put these tables in the config file (best.toml beside this file holds them with the "
+                 "data and settings); check with tradingd replay --config FILE before tradingd run:")
     lines += [f"                 {line}" for line in config_snippet(r.strategy, rec).rstrip("\n").split("\n")]
     block = analysis.overfitting
     worst = max((rp.metrics.get("max_drawdown") or 0.0 for rp in analysis.replays), default=None)
@@ -271,7 +272,8 @@ def _implementation(analysis: StudyAnalysis) -> list[str]:
         returns = [float(f.out_of_sample["total_return"]) for f in wf.folds
                    if f.out_of_sample.get("total_return") is not None]
         if returns:
-            variability.append(f"OOS fold returns {_pct(min(returns))} .. {_pct(max(returns))} per {wf.settings.get('test')}")
+            variability.append(f"OOS fold returns {_pct(min(returns))} .. {_pct(max(returns))} per "
+                               f"{wf.settings.get('test')}")
     lines.append(f"  variability  {'; '.join(variability) or NOT_AVAILABLE}")
     if block.min_trl is not None and math.isfinite(block.min_trl):
         years = f" ({block.min_trl_years:.1f} years)" if block.min_trl_years is not None else ""

@@ -25,7 +25,7 @@ from backtest.replay import run_replay
 from backtest.sources import BarSeries
 from backtest.spec import RunSpec
 from research import walk_forward as wf_module
-from research.optimize import StudyData, TrialFilters
+from research.optimize import OptimizeError, StudyData, TrialFilters
 from research.search_space import parse_space
 from research.study_stats import DiscardStore, trial_returns
 from research.walk_forward import (TradeFrom, WalkForwardError, parameter_stability, parse_period, plan_folds,
@@ -313,8 +313,21 @@ def test_the_output_files_hold_every_fold_the_curve_and_the_summary_sections(res
     payload = json.loads((tmp_path / "walkforward.json").read_text())
     assert payload["efficiency"] == pytest.approx(result.efficiency) and len(payload["folds"]) == 4
     assert payload["statistics"]["kind"] == "walk_forward" and payload["best_step"] == result.best_step
+    # the per-combination CSCV arrays (12,870 values at 16 splits) are kept once (final study logits), not per fold
+    assert "logits" not in payload["folds"][0]["statistics"]["pbo_detail"]
+    assert len(payload["statistics"]["study"]["pbo_detail"]["logits"]) == 12_870
+    assert "is_performance" not in payload["statistics"]["study"]["pbo_detail"]
     text = (tmp_path / "summary.txt").read_text()
     for section in ("optimization summary", "walk-forward", "re-optimization frequency", "regime-aware", "top 10",
                     "sensitivity", "overfitting", "recommended configuration", "implementation notes"):
         assert f"\n{section}" in f"\n{text}", section
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_study_that_cannot_run_in_any_window_stops_the_walk_forward_with_its_reason(data):
+    never = parse_space({"params": {"fast": {"type": "int", "low": 10, "high": 20, "step": 10},
+                                    "slow": {"type": "int", "low": 50, "high": 100, "step": 50}},
+                         "constraints": ["fast > slow"]}, strategy="sma_cross")
+    with pytest.raises(OptimizeError, match="no grid combination meets the constraints"):
+        walk_forward(BASE, never, data, storage=optuna.storages.InMemoryStorage(), train="1y", test="6m",
+                     method="grid", filters=FEW)
