@@ -3,7 +3,7 @@
 ``register(app)`` adds it to the CLI. Like every command it imports only typer and rich at import
 time; the study machinery (Optuna, pandas, the store) loads when it runs.
 
-Output in ``--out``: ``trials.csv``, ``summary.json``, ``summary.txt`` and ``best.toml``, the base
+Output in ``--out``: ``report.html``, ``report.pdf``, ``statistics.json``, ``trials.csv``, ``summary.json``, ``summary.txt`` and ``best.toml``, the base
 configuration with the best trial's strategy params, risk and fill keys and timeframe applied, which
 ``tradingd replay --config best.toml`` and ``tradingd run`` accept as it is (data paths and a
 SQLite database made absolute, since the file lives in another folder).
@@ -217,7 +217,8 @@ def optimize(
                               "volatility.")] = "sharpe",
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", metavar="DIR", show_default=False,
-        help="Output folder (trials.csv, summary.json, summary.txt, best.toml). Default runs/<study name>.")] = None,
+        help="Output folder (report.html, report.pdf, summary.txt, statistics.json, trials.csv, summary.json, "
+             "best.toml). Default runs/<study name>.")] = None,
     jobs: Annotated[int, typer.Option(metavar="N", help="Replays at a time (worker processes).")] = 1,
     config: Annotated[Optional[Path], typer.Option(
         "--config", "-c", metavar="FILE", show_default=False,
@@ -308,7 +309,7 @@ def optimize(
                   f"[bold]{escape(name)}[/]", highlight=False, soft_wrap=True)
     result = _run(base, study_space, study_data, cfg, name, method_name, objectives, trials, jobs, seed, filters,
                   prune, cache, progress, dask)
-    _write(result, out_dir, config_path, cfg)
+    _write(result, out_dir, config_path, cfg, study_data, jobs)
     if result.interrupted:
         err.print(f"interrupted: study {escape(name)} keeps its finished trials in "
                   f"{escape(result.storage)}; run the same command (or --study-name {escape(name)}) to continue",
@@ -354,10 +355,28 @@ def _run(base: Any, space: Any, data: Any, cfg: AppConfig, name: str, method: st
         _fail(str(exc))
 
 
-def _write(result: StudyResult, out_dir: Path, config_path: Path | None, cfg: AppConfig) -> None:
+def _write(result: StudyResult, out_dir: Path, config_path: Path | None, cfg: AppConfig, data: Any,
+           jobs: int) -> None:
+    import json
+
     from research.optimize import write_study_outputs
+    from research.reports.study_page import write_study_report
+    from research.study_stats import study_statistics
 
     written = write_study_outputs(result, out_dir)
+    # PSR, DSR, MinTRL, PBO and the overfitting verdict: every ranked trial replayed for its returns
+    try:
+        statistics: dict[str, Any] | None = study_statistics(result, data, jobs=jobs)
+    except Exception as exc:  # too few trials or returns for a statistic: the report says what is missing
+        _warn(f"overfitting statistics not computed: {exc}")
+        statistics = None
+    if statistics is not None:
+        (out_dir / "statistics.json").write_text(json.dumps(statistics, indent=2, default=str))
+        written.append("statistics.json")
+    # report.html, report.pdf and the full summary.txt (summary, top 10, sensitivity, overfitting,
+    # recommended configuration, implementation notes) replace write_study_outputs' short one
+    report = write_study_report(result, out_dir, statistics=statistics, data=data)
+    written += [name for name in report if name not in written]
     text = best_config(config_path, cfg, result)
     best_path = out_dir / BEST_CONFIG
     if text is not None:

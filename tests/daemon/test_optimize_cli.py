@@ -112,7 +112,8 @@ def test_a_grid_study_writes_its_outputs_and_best_toml_replays_to_the_reported_s
     result = optimize(*study_args(tmp_path, "--method", "grid"))
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["best.toml", "summary.json", "summary.txt", "trials.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.toml", "report.html", "report.pdf", "statistics.json",
+                                                     "summary.json", "summary.txt", "trials.csv"]
     rows = read_csv(out / "trials.csv")
     assert len(rows) == 2 * 2 * 2 and {r["status"] for r in rows} == {"complete"}
     assert {"params.fast", "params.slow", "timeframe", "sharpe", "total_return", "max_drawdown", "win_rate",
@@ -122,12 +123,16 @@ def test_a_grid_study_writes_its_outputs_and_best_toml_replays_to_the_reported_s
     assert text.startswith("optimization summary\n")
     for label in ("period", "trials", "metric", "runtime"):
         assert f"  {label} " in text
-    top = text.split("\ntop 10\n", 1)[1].splitlines()
+    for section in ("\nsensitivity of sharpe", "\noverfitting\n", "\nrecommended configuration", "\nimplementation notes"):
+        assert section in text
+    statistics = json.loads((out / "statistics.json").read_text())
+    assert 0.0 <= statistics["pbo"] <= 1.0 and 0.0 <= statistics["dsr"] <= 1.0
+    top = text.split("\ntop 10\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert top[0].split()[:7] == ["rank", "trial", "sharpe", "return", "max", "dd", "win"]
     assert len(top) == 1 + 8 and "fast=" in top[1]
     best = summary(tmp_path)["best"]
     assert best["metrics"]["sharpe"] == max(float(r["sharpe"]) for r in rows)
-    assert f"{best['metrics']['sharpe']:.3f}" in top[1]
+    assert f"{best['metrics']['sharpe']:.2f}" in top[1]
 
     best_toml = out / "best.toml"
     config = tomllib.loads(best_toml.read_text())
