@@ -15,39 +15,31 @@ import json
 import math
 import os
 import re
-import signal
 import tomllib
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from daemon.cli_common import StopOnSignals as _Stop
+from daemon.cli_common import config_with_path as _load_config
+from daemon.cli_common import console, err
+from daemon.cli_common import fail as _fail
+from daemon.cli_common import out_problem as _out_problem
+from daemon.cli_common import warn as _warn
 from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, with_defaults
 
 if TYPE_CHECKING:
     from daemon.config import AppConfig
     from research.optimize import StudyProgress, StudyResult
 
-console = Console()
-err = Console(stderr=True)
 
 BEST_CONFIG = "best.toml"
 """The configuration file of the best trial, written into ``--out``."""
 _DEFAULT_DB = "sqlite:///tradingd.db"  # the built-in [state] database_url (daemon.config)
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _config_default() -> str:
@@ -153,42 +145,6 @@ def best_config(config_path: Path | None, cfg: AppConfig, result: StudyResult) -
 
 
 # --- the command ----------------------------------------------------------------------------------
-
-def _load_config(config: Path | None, overrides: dict[str, Any], options: dict[str, str]) -> tuple[Path | None, AppConfig]:
-    from daemon.config import load_config
-
-    path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
-    return path, load_config(path, overrides, options=options)
-
-
-def _out_problem(out_dir: Path) -> str | None:
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            return f"--out {out_dir}: exists and is a file, not a folder"
-        return None if os.access(out_dir, os.W_OK) else f"--out {out_dir}: folder is not writable"
-    parent = out_dir.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        return f"--out {out_dir}: cannot create it under {parent}"
-    return None
-
-
-class _Stop:
-    """SIGTERM (and SIGHUP) stop the study as Ctrl-C does: running trials are recorded interrupted."""
-
-    def __enter__(self) -> _Stop:
-        self.previous = {sig: signal.signal(sig, self._raise) for sig in (signal.SIGTERM, signal.SIGHUP)}
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    @staticmethod
-    def _raise(signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
 
 def _progress_text(p: StudyProgress, objective: str) -> str:
     best = p.best.values[0] if p.best is not None and p.best.values else None

@@ -13,15 +13,18 @@ Each window's study lives in the state database, so running the same command aga
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from daemon.cli_common import StopOnSignals as _Stop
+from daemon.cli_common import config_with_path as _load_config
+from daemon.cli_common import console, err
+from daemon.cli_common import fail as _fail
+from daemon.cli_common import out_problem as _out_problem
+from daemon.cli_common import warn as _warn
 from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, with_defaults
 
 if TYPE_CHECKING:
@@ -29,60 +32,13 @@ if TYPE_CHECKING:
     from research.optimize import StudyData
     from research.walk_forward import WalkForwardResult
 
-console = Console()
-err = Console(stderr=True)
 
 BEST_CONFIG = "best.toml"
 """The configuration of the set for the next live period, written into ``--out``."""
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
-
-
 def _config_default() -> str:
     return f"./{DEFAULT_CONFIG} if it exists, else the built-in defaults"
-
-
-def _load_config(config: Path | None, overrides: dict[str, Any], options: dict[str, str]) -> tuple[Path | None, AppConfig]:
-    from daemon.config import load_config
-
-    path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
-    return path, load_config(path, overrides, options=options)
-
-
-def _out_problem(out_dir: Path) -> str | None:
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            return f"--out {out_dir}: exists and is a file, not a folder"
-        return None if os.access(out_dir, os.W_OK) else f"--out {out_dir}: folder is not writable"
-    parent = out_dir.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        return f"--out {out_dir}: cannot create it under {parent}"
-    return None
-
-
-class _Stop:
-    """SIGTERM (and SIGHUP) stop the run as Ctrl-C does: the running study records its trials."""
-
-    def __enter__(self) -> _Stop:
-        self.previous = {sig: signal.signal(sig, self._raise) for sig in (signal.SIGTERM, signal.SIGHUP)}
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    @staticmethod
-    def _raise(signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
 
 
 def _steps(text: str | None) -> list[str]:

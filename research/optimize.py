@@ -767,6 +767,10 @@ def _distribution(dim: Dimension) -> BaseDistribution:
     return FloatDistribution(float(dim.low), float(dim.high), step=dim.step, log=dim.log)
 
 
+_MODEL_BASED = frozenset({"tpe", "cmaes"})
+"""Samplers that learn from told values (a skipped sample is told a penalty, not FAIL)."""
+
+
 def _sampler(method: str, seed: int, jobs: int, multi: bool) -> optuna.samplers.BaseSampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -888,6 +892,16 @@ class _Study:
         self.asking: optuna.trial.Trial | None = None  # asked, not yet running or told
         self.constrained = method in ("tpe", "nsga2")
 
+    def _penalty(self) -> list[float]:
+        """The worst value seen per objective (0 before any), for a sample that breaks a constraint."""
+        worst: list[float] = []
+        for i, direction in enumerate(self.study.directions):
+            seen = [t.values[i] for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if t.values is not None and math.isfinite(t.values[i])]
+            pick = min if direction == optuna.study.StudyDirection.MAXIMIZE else max
+            worst.append(pick(seen) if seen else 0.0)
+        return worst
+
     # -- bookkeeping
     def finish(self, trial: optuna.trial.Trial, status: str, reason: str = "", *, metrics: dict[str, Any] | None = None,
                values: Sequence[float] | None = None, cached: bool = False, replay_s: float | None = None,
@@ -900,6 +914,10 @@ class _Study:
                 trial.set_constraint(name, value)
         if status in ("complete", "filtered"):
             self.study.tell(trial, list(values or ()))
+        elif status == "skipped" and self.method in _MODEL_BASED:
+            # a model-based sampler ignores FAIL trials and keeps sampling the same infeasible
+            # region (TPE stalled on `fast < slow`): tell it the point is as bad as the worst seen
+            self.study.tell(trial, self._penalty())
         else:
             self.study.tell(trial, state=TrialState.PRUNED if status == "pruned" else TrialState.FAIL)
         if self.asking is trial:

@@ -147,6 +147,20 @@ def test_sampled_trials_always_meet_the_constraints_and_skipped_ones_do_not_coun
     assert all("fast + 10 <= slow" in t.reason and t.metrics is None for t in skipped)
 
 
+def test_tpe_learns_from_samples_breaking_a_constraint_instead_of_stalling(data):
+    """The shipped sma_cross space, whose constraint rules out part of the box: TPE is told such a sample is as
+    bad as the worst seen (a FAIL it would ignore and sample the same region again, until the
+    study gave up after 1,000 skips in a row)."""
+    space = parse_space({"params": {"fast": {"type": "int", "low": 10, "high": 100, "step": 10},
+                                    "slow": {"type": "int", "low": 50, "high": 400, "step": 50}},
+                         "constraints": ["fast * 2 <= slow"]}, strategy="sma_cross")  # spaces/sma_cross.toml's
+    result = run_study(BASE, space, data, storage=mem(), method="tpe", n_trials=60, seed=0, filters=FEW)
+    assert len(counted(result.trials)) == 60
+    skipped = [t for t in result.trials if t.status == "skipped"]
+    assert len(skipped) < 20, f"{len(skipped)} skipped samples for 60 trials"  # told FAIL: 51 here
+    assert all(t not in result.ranked for t in skipped)
+
+
 # --- filters, failures, pruning -------------------------------------------------------------------------
 
 def test_filtered_and_failing_trials_are_recorded_with_reasons_and_never_ranked(tmp_path, data):
