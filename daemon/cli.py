@@ -5,8 +5,6 @@ load neither pandas, SciPy, River, SQLAlchemy nor plotly (a test keeps it so). E
 shows its default: the value ``config.toml`` sets, or the built-in one (:mod:`daemon.help_defaults`).
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -138,7 +136,7 @@ def _out_problem(out_dir: Path, label: str) -> str | None:
 _WINDOW_PARAMS = ("fast", "slow", "period", "window", "lookback")
 
 
-def _warmup(cfg: AppConfig) -> tuple[int, str] | None:
+def _warmup(cfg: "AppConfig") -> tuple[int, str] | None:
     """Bars a strategy needs before its first decision, and why; None when unknown.
 
     Asks the strategy (``warmup_bars()``) when it says; else takes the longest window among its
@@ -164,7 +162,7 @@ def _warmup(cfg: AppConfig) -> tuple[int, str] | None:
     return max(found) if found else None
 
 
-def _never_trades(cfg: AppConfig, series: Sequence[BarSeries]) -> str | None:
+def _never_trades(cfg: "AppConfig", series: Sequence["BarSeries"]) -> str | None:
     """A warning when the data is too short for the strategy ever to decide, else None."""
     need = _warmup(cfg)
     if need is None:
@@ -180,7 +178,7 @@ def _never_trades(cfg: AppConfig, series: Sequence[BarSeries]) -> str | None:
     return f"{cfg.strategy.name} can never trade {', '.join(s.symbol for s in short)}: fewer than {bars:,} bars ({why}; {counts})"
 
 
-def _check_benchmark(cfg: AppConfig, series: list[Any], given: bool) -> None:
+def _check_benchmark(cfg: "AppConfig", series: list[Any], given: bool) -> None:
     """Refuse an unknown benchmark, or a symbol not in the data, before the replay runs."""
     from daemon.config import ConfigError
     from research.benchmark import BenchmarkError, resolve_benchmark
@@ -193,7 +191,7 @@ def _check_benchmark(cfg: AppConfig, series: list[Any], given: bool) -> None:
 
 
 def _replay_config(config: Path | None, paths: list[str], strategy: str | None, param: list[str] | None,
-                   values: dict[str, Any], commissions: dict[str, Any], report: bool) -> AppConfig:
+                   values: dict[str, Any], commissions: dict[str, Any], report: bool) -> "AppConfig":
     from daemon.config import load_config
 
     overrides: dict[str, Any] = {}
@@ -337,7 +335,7 @@ def replay(
                   highlight=False, soft_wrap=True)  # paths and URLs stay whole, for copying
 
 
-def _run_with_progress(cfg: AppConfig, series: Sequence[BarSeries], out_dir: Path, total: int) -> ReplayOutcome:
+def _run_with_progress(cfg: "AppConfig", series: Sequence["BarSeries"], out_dir: Path, total: int) -> "ReplayOutcome":
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from daemon.replay_job import run_replay_job
@@ -349,7 +347,7 @@ def _run_with_progress(cfg: AppConfig, series: Sequence[BarSeries], out_dir: Pat
         return run_replay_job(cfg, list(series), out_dir, progress=lambda n: bar.update(task, completed=n))
 
 
-def _print_outcome(outcome: ReplayOutcome) -> None:
+def _print_outcome(outcome: "ReplayOutcome") -> None:
     from daemon.summary import print_summary
 
     print_summary(console, outcome)

@@ -4,8 +4,6 @@ Only typer and rich are imported at module level; alpaca-py, pandas and pyarrow 
 command, so ``tradingd --help`` stays fast. Registered with ``app.add_typer(data_app, name="data")``.
 """
 
-from __future__ import annotations
-
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
@@ -133,8 +131,8 @@ def fetch(
     _print_result(result, out, console, err)
 
 
-def _run(request: FetchRequest, alpaca: AlpacaConfig, creds: AlpacaCredentials, out: Path, err: Console, *,
-         retries: int, progress: bool) -> FetchResult:
+def _run(request: "FetchRequest", alpaca: "AlpacaConfig", creds: "AlpacaCredentials", out: Path, err: Console, *,
+         retries: int, progress: bool) -> "FetchResult":
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from daemon.adapters.alpaca.clients import RequestBudget, crypto_data_client, data_client, metered
@@ -169,7 +167,7 @@ def _run(request: FetchRequest, alpaca: AlpacaConfig, creds: AlpacaCredentials, 
         raise typer.Exit(130) from None
 
 
-def _print_result(result: FetchResult, out: Path, console: Console, err: Console) -> None:
+def _print_result(result: "FetchResult", out: Path, console: Console, err: Console) -> None:
     from rich.table import Table
 
     table = Table(title="data quality (as received)", title_justify="left")

@@ -4,8 +4,6 @@ Heavy modules (the kernel, the store, aiomqtt) are imported inside the commands 
 --help`` stays fast.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any, Optional
 

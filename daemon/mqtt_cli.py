@@ -5,8 +5,6 @@ inside the command, so ``tradingd --help`` stays fast. Register with
 ``app.add_typer(mqtt_app, name="mqtt")``.
 """
 
-from __future__ import annotations
-
 import os
 from datetime import datetime
 from pathlib import Path

@@ -9,8 +9,6 @@ configuration with the best trial's strategy params, risk and fill keys and time
 SQLite database made absolute, since the file lives in another folder).
 """
 
-from __future__ import annotations
-
 import json
 import math
 import os
@@ -103,7 +101,7 @@ def toml_document(table: Mapping[str, Any], _prefix: tuple[str, ...] = ()) -> st
     return "\n".join(lines) + "\n"
 
 
-def best_config(config_path: Path | None, cfg: AppConfig, result: StudyResult) -> str | None:
+def best_config(config_path: Path | None, cfg: "AppConfig", result: "StudyResult") -> str | None:
     """Return the text of ``best.toml`` for ``result`` (None when no trial is ranked).
 
     The base file's table (or an empty one for the built-in defaults) with: ``[strategy]`` name
@@ -146,7 +144,7 @@ def best_config(config_path: Path | None, cfg: AppConfig, result: StudyResult) -
 
 # --- the command ----------------------------------------------------------------------------------
 
-def _progress_text(p: StudyProgress, objective: str) -> str:
+def _progress_text(p: "StudyProgress", objective: str) -> str:
     best = p.best.values[0] if p.best is not None and p.best.values else None
     return f"best {objective} {best:.4f}" if best is not None else "no ranked trial yet"
 
@@ -273,7 +271,7 @@ def optimize(
         raise typer.Exit(130)
 
 
-def _prepare_database(cfg: AppConfig) -> None:
+def _prepare_database(cfg: "AppConfig") -> None:
     """Open the state store once, so the state tables (and their Alembic revision) exist before
     Optuna adds its tables to the same database."""
     from state.store import SqlStore
@@ -281,14 +279,14 @@ def _prepare_database(cfg: AppConfig) -> None:
     SqlStore(cfg.state).close()
 
 
-def _run(base: Any, space: Any, data: Any, cfg: AppConfig, name: str, method: str, objectives: tuple[str, ...],
+def _run(base: Any, space: Any, data: Any, cfg: "AppConfig", name: str, method: str, objectives: tuple[str, ...],
          trials: int | None, jobs: int, seed: int | None, filters: Any, prune: bool | None, cache: bool,
-         progress: bool, dask: str | None = None) -> StudyResult:
+         progress: bool, dask: str | None = None) -> "StudyResult":
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from research.optimize import OptimizeError, run_study
 
-    def study(on_progress: Any) -> StudyResult:
+    def study(on_progress: Any) -> "StudyResult":
         return run_study(base, space, data, storage=cfg.state.database_url, study_name=name, method=method,
                          objectives=objectives, n_trials=trials, jobs=jobs, seed=seed, filters=filters, prune=prune,
                          use_cache=cache, progress=on_progress, warn=_warn, dask_address=dask)
@@ -302,7 +300,7 @@ def _run(base: Any, space: Any, data: Any, cfg: AppConfig, name: str, method: st
                           TimeElapsedColumn(), console=err, auto_refresh=False) as bar:
                 task = bar.add_task("trials", total=None, best="starting")
 
-                def update(p: StudyProgress) -> None:
+                def update(p: "StudyProgress") -> None:
                     bar.update(task, completed=p.done, total=p.target, best=_progress_text(p, objectives[0]))
                     bar.refresh()
 
@@ -311,7 +309,7 @@ def _run(base: Any, space: Any, data: Any, cfg: AppConfig, name: str, method: st
         _fail(str(exc))
 
 
-def _write(result: StudyResult, out_dir: Path, config_path: Path | None, cfg: AppConfig, data: Any,
+def _write(result: "StudyResult", out_dir: Path, config_path: Path | None, cfg: "AppConfig", data: Any,
            jobs: int) -> None:
     import json
 

@@ -10,8 +10,6 @@ check could not be made (the message says why; never a key).
 Heavy modules are imported inside the command so ``tradingd --help`` stays fast.
 """
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated, Any, Optional

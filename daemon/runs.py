@@ -8,8 +8,6 @@ Opening the store marks runs of this host still ``running`` whose process is gon
 ``interrupted``; every command says so when it happens.
 """
 
-from __future__ import annotations
-
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +38,7 @@ _MAX_CHANGES_SHOWN = 20
 _UNITS_S = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 
 
-def _open(config: Path, db: str | None) -> SqlStore:
+def _open(config: Path, db: str | None) -> "SqlStore":
     """Open the configured store (errors exit 2) and report runs found stale on opening."""
     from daemon.config import ConfigError, load_config
     from state.store import SqlStore, StoreError
@@ -56,7 +54,7 @@ def _open(config: Path, db: str | None) -> SqlStore:
     return store
 
 
-def _resolve(store: SqlStore, prefix: str) -> dict[str, Any]:
+def _resolve(store: "SqlStore", prefix: str) -> dict[str, Any]:
     from state.store import StoreError
 
     try:

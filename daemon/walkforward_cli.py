@@ -10,8 +10,6 @@ next live period; ``tradingd replay --config best.toml`` and ``tradingd run`` ac
 Each window's study lives in the state database, so running the same command again resumes.
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -199,15 +197,15 @@ def walkforward(
     _write(result, out_dir, config_path, cfg, bars)
 
 
-def _prepare_database(cfg: AppConfig) -> None:
+def _prepare_database(cfg: "AppConfig") -> None:
     """Open the state store once, so its tables (and Alembic revision) exist before Optuna adds its own."""
     from state.store import SqlStore
 
     SqlStore(cfg.state).close()
 
 
-def _write(result: WalkForwardResult, out_dir: Path, config_path: Path | None, cfg: AppConfig,
-           bars: StudyData) -> None:
+def _write(result: "WalkForwardResult", out_dir: Path, config_path: Path | None, cfg: "AppConfig",
+           bars: "StudyData") -> None:
     from daemon.optimize_cli import best_config
     from research.walk_forward import write_walk_forward_outputs
 
