@@ -124,7 +124,7 @@ class AlpacaLink:
             try:
                 report = await self.reconciler.run(local, node.enqueue, reason)
             except Exception as exc:  # the broker is unreachable: say so, try again on schedule
-                text = classify(exc).text if not isinstance(exc, asyncio.CancelledError) else "cancelled"
+                text = classify(exc).text
                 node.alerts.alert("error", "reconciliation failed", f"{reason}: {text}")
                 if reason == "startup":
                     raise AlpacaStartupError(f"startup reconciliation with Alpaca failed: {text}") from None

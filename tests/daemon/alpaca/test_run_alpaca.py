@@ -261,8 +261,13 @@ def test_startup_reconciliation_of_a_real_process(tmp_path, scenario):
         db = f"sqlite:///{tmp_path / 'state.db'}"
         log = tmp_path / "daemon.log"
         daemon = _start(config, fake, log)
-        with _Market(fake, 0.05):
-            _wait(lambda: len(fake.orders()) >= 2, 60, "the first orders")
+        held = lambda: any(abs(q) > 1e-9 for q in fake.positions().values())  # noqa: E731
+        for _ in range(10):  # the market stops while tradingd holds a position (crossovers may end flat)
+            with _Market(fake, 0.05):
+                _wait(lambda: len(fake.orders()) >= 2 and held(), 60, "the first orders and a position")
+            time.sleep(0.5)  # answers in flight arrive
+            if held():
+                break
         assert _stop(daemon) == 0
         if scenario == "fill_while_down":
             fake.faults.hold_fills = True
