@@ -331,7 +331,13 @@ def _write(result: "StudyResult", out_dir: Path, config_path: Path | None, cfg: 
     # recommended configuration, implementation notes) replace write_study_outputs' short one
     report = write_study_report(result, out_dir, statistics=statistics, data=data)
     written += [name for name in report if name not in written]
-    text = best_config(config_path, cfg, result)
+    write_best(out_dir, best_config(config_path, cfg, result), written,
+               "no trial passed the filters (see the reason column of trials.csv): no best.toml written")
+
+
+def write_best(out_dir: Path, text: str | None, written: list[str], none_reason: str) -> None:
+    """Write ``best.toml`` (moved into place whole) and append it to ``written``; with no ``text``,
+    remove an earlier study's file and warn ``none_reason``. Then print summary.txt and the files."""
     best_path = out_dir / BEST_CONFIG
     if text is not None:
         tmp = out_dir / f".{BEST_CONFIG}.tmp"
@@ -340,7 +346,7 @@ def _write(result: "StudyResult", out_dir: Path, config_path: Path | None, cfg: 
         written.append(BEST_CONFIG)
     else:
         best_path.unlink(missing_ok=True)  # never leave an earlier study's best next to this summary
-        _warn("no trial passed the filters (see the reason column of trials.csv): no best.toml written")
+        _warn(none_reason)
     console.print((out_dir / "summary.txt").read_text(), highlight=False, soft_wrap=True, markup=False)
     console.print(f"Wrote {escape(str(out_dir))}/ ({', '.join(written)})", highlight=False, soft_wrap=True)
 
@@ -354,4 +360,4 @@ def register(app: typer.Typer) -> None:
         "resumable study in the state database."))(command)
 
 
-__all__ = ["BEST_CONFIG", "best_config", "optimize", "register", "toml_document"]
+__all__ = ["BEST_CONFIG", "best_config", "optimize", "register", "toml_document", "write_best"]

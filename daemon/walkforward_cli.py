@@ -10,7 +10,6 @@ next live period; ``tradingd replay --config best.toml`` and ``tradingd run`` ac
 Each window's study lives in the state database, so running the same command again resumes.
 """
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -22,7 +21,6 @@ from daemon.cli_common import config_with_path as _load_config
 from daemon.cli_common import console, err
 from daemon.cli_common import fail as _fail
 from daemon.cli_common import out_problem as _out_problem
-from daemon.cli_common import warn as _warn
 from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, with_defaults
 
 if TYPE_CHECKING:
@@ -206,7 +204,7 @@ def _prepare_database(cfg: "AppConfig") -> None:
 
 def _write(result: "WalkForwardResult", out_dir: Path, config_path: Path | None, cfg: "AppConfig",
            bars: "StudyData") -> None:
-    from daemon.optimize_cli import best_config
+    from daemon.optimize_cli import best_config, write_best
     from research.walk_forward import write_walk_forward_outputs
 
     written: list[str] = []
@@ -217,7 +215,6 @@ def _write(result: "WalkForwardResult", out_dir: Path, config_path: Path | None,
                                     data=bars)
         written += [name for name in report if name != "summary.txt"]
     written += write_walk_forward_outputs(result, out_dir)  # its summary.txt: every fold, then the latest study
-    best_path = out_dir / BEST_CONFIG
     text = None
     if result.final_study is not None and result.final_window is not None:
         from core.time import to_datetime
@@ -232,15 +229,7 @@ def _write(result: "WalkForwardResult", out_dir: Path, config_path: Path | None,
         text = (f"# tradingd walkforward: the set for the next live period, best of the latest training window "
                 f"{window}\n# ([data] start is that window's: tradingd replay --config best.toml re-runs it)\n"
                 f"{first.replace('# tradingd optimize: ', '# ')}\n{rest}")
-        tmp = out_dir / f".{BEST_CONFIG}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, best_path)
-        written.append(BEST_CONFIG)
-    else:
-        best_path.unlink(missing_ok=True)  # never leave an earlier run's best next to this summary
-        _warn("no trial of the latest training window passed the filters: no best.toml written")
-    console.print((out_dir / "summary.txt").read_text(), highlight=False, soft_wrap=True, markup=False)
-    console.print(f"Wrote {escape(str(out_dir))}/ ({', '.join(written)})", highlight=False, soft_wrap=True)
+    write_best(out_dir, text, written, "no trial of the latest training window passed the filters: no best.toml written")
 
 
 def register(app: typer.Typer) -> None:

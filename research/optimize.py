@@ -74,7 +74,7 @@ from research.search_space import Dimension, SearchSpace, SpaceError, TrialSetup
 from research.trial_cache import TrialCache, cache_key, series_fingerprint
 from strategies.registry import StrategyConfigError, build_strategy
 
-__all__ = ["GRID_WARNING", "METHODS", "METRIC_KEYS", "OBJECTIVES", "ExecutorFactory", "Intermediate", "OptimizeError",
+__all__ = ["GRID_WARNING", "METHODS", "DiscardStore", "METRIC_KEYS", "OBJECTIVES", "ExecutorFactory", "Intermediate", "OptimizeError",
            "StudyData", "StudyProgress", "StudyResult", "TrialExecutor", "TrialFilters", "TrialOutcome", "TrialRecord",
            "TrialTask", "default_study_name", "evaluate_trial", "open_study_storage", "parse_objectives",
            "require_shared_storage", "run_study", "trial_metrics", "write_study_outputs"]
@@ -286,14 +286,8 @@ class StudyData:
 
 # --- one trial: a replay and its metrics ------------------------------------------------------------
 
-class _TrialStore:
-    """The Store port for a trial: keeps the daily equity snapshots and closed trades (for the
-    pruning step's metrics), drops the rest. A study never writes its replays' rows."""
-
-    def __init__(self) -> None:
-        self.ts: list[int] = []
-        self.equity: list[float] = []
-        self.pnl: list[float] = []
+class DiscardStore:
+    """A Store port that keeps nothing: research replays need the result object, not the rows."""
 
     def save_order(self, order: Order) -> None:
         pass
@@ -305,11 +299,10 @@ class _TrialStore:
         pass
 
     def save_trade(self, trade: TradeClosed) -> None:
-        self.pnl.append(trade.pnl)
+        pass
 
     def save_equity(self, snapshot: EquitySnapshot) -> None:
-        self.ts.append(snapshot.ts)
-        self.equity.append(snapshot.equity)
+        pass
 
     def save_trading_state(self, change: TradingStateChanged) -> None:
         pass
@@ -326,6 +319,24 @@ class _TrialStore:
 
     def flush(self) -> None:
         pass
+
+
+class _TrialStore(DiscardStore):
+    """The Store port for a trial: keeps the daily equity snapshots (ns UTC, USD) and closed
+    trades' P&L (USD) for the pruning step's metrics, drops the rest. A study never writes its
+    replays' rows."""
+
+    def __init__(self) -> None:
+        self.ts: list[int] = []
+        self.equity: list[float] = []
+        self.pnl: list[float] = []
+
+    def save_trade(self, trade: TradeClosed) -> None:
+        self.pnl.append(trade.pnl)
+
+    def save_equity(self, snapshot: EquitySnapshot) -> None:
+        self.ts.append(snapshot.ts)
+        self.equity.append(snapshot.equity)
 
     def metrics(self) -> dict[str, Any]:
         """Metrics of the run so far, from the daily snapshots (drawdown at daily resolution)."""

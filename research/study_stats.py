@@ -48,12 +48,8 @@ import pandas as pd
 from alerts.sinks import MemoryAlertSink
 from backtest.replay import run_replay
 from backtest.spec import RunSpec
-from core.events import OrderFilled, TradeClosed, TradingStateChanged
-from core.orders import Order
-from core.ports import Decision, EquitySnapshot
-from core.recovery import RestoredPosition, RiskSnapshot
 from research.metrics import daily_returns
-from research.optimize import StudyData, StudyResult, TrialRecord
+from research.optimize import DiscardStore, StudyData, StudyResult, TrialRecord
 from research.overfitting import (deflated_sharpe_ratio, minimum_track_record_length, probabilistic_sharpe_ratio,
                                   probability_of_backtest_overfitting, sample_moments)
 from research.overfitting_verdict import OverfittingVerdict, VerdictThresholds, overfitting_verdict
@@ -75,39 +71,6 @@ DEFAULT_SPLITS = 16
 """CSCV blocks S when the data allow it (Bailey et al. 2017 use 16: 12,870 combinations)."""
 
 
-class DiscardStore:
-    """A Store port that keeps nothing: research replays need the result object, not the rows."""
-
-    def save_order(self, order: Order) -> None:
-        pass
-
-    def save_fill(self, fill: OrderFilled, order: Order) -> None:
-        pass
-
-    def save_decision(self, decision: Decision) -> None:
-        pass
-
-    def save_trade(self, trade: TradeClosed) -> None:
-        pass
-
-    def save_equity(self, snapshot: EquitySnapshot) -> None:
-        pass
-
-    def save_trading_state(self, change: TradingStateChanged) -> None:
-        pass
-
-    def save_risk_state(self, snapshot: RiskSnapshot) -> None:
-        pass
-
-    def save_account(self, cash: float, positions: Iterable[RestoredPosition], ts: int, *,
-                     last_bar_ts: Mapping[str, int] | None = None) -> None:
-        pass
-
-    def save_learner_state(self, symbol: str, state: bytes, ts: int | None = None) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
 
 
 # --- the trials' daily returns ----------------------------------------------------------------------
