@@ -201,6 +201,13 @@ def test_paper_session_survives_every_fault_and_loses_nothing(tmp_path):
             assert daemon.poll() is None, log.read_text()[-3000:]
             status = json.loads(_tradingd("status", "-c", str(config), fake=fake).stdout or "{}")
             assert _stop(daemon) == 0, log.read_text()[-3000:]
+            # a fill whose stream update was in flight at SIGTERM is booked by the next start's
+            # reconciliation (the documented guarantee): one more start settles the books
+            since = time.time_ns()
+            daemon = _start(config, fake, log)
+            _wait(lambda: _reconciled(db, since), 120, "the next start's reconciliation")
+            time.sleep(0.5)
+            assert _stop(daemon) == 0, log.read_text()[-3000:]
         finally:
             if daemon.poll() is None:
                 daemon.kill()
