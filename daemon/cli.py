@@ -17,6 +17,8 @@ from rich.markup import escape
 
 from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, HelpGroup, with_defaults
 from daemon import live_cli, optimize_cli, reconcile_cli, walkforward_cli  # typer and rich only at import time
+from daemon import (attribution_cli, benchmark_cli, journal_cli, montecarlo_cli, readiness_cli, robustness_cli,
+                    sizing_cli)
 from daemon.data_cli import data_app  # typer and rich only at import time
 from daemon.mqtt_cli import mqtt_app  # typer and rich only at import time
 from daemon.runs import runs_app  # imports typer and rich only; its commands import the rest
@@ -485,6 +487,9 @@ live_cli.register(app)
 reconcile_cli.register(app)
 optimize_cli.register(app)
 walkforward_cli.register(app)
+for _research in (montecarlo_cli, benchmark_cli, robustness_cli, sizing_cli, attribution_cli, journal_cli,
+                  readiness_cli):
+    _research.register(app)
 
 
 def main() -> None:  # console script entry point

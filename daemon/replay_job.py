@@ -20,7 +20,7 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -35,6 +35,7 @@ from backtest.replay import ProgressCallback, ReplayResult, run_replay
 from backtest.sources import BarSeries
 from backtest.spec import RunSpec
 from core.clock import Clock
+from core.ports import Decision
 from core.time import format_timeframe, to_nanos
 from daemon.config import AppConfig
 from research.output import OUTPUT_FILES, ReplaySummary, summarize, write_outputs
@@ -230,17 +231,21 @@ def run_replay_job(config: AppConfig, series: list[BarSeries], out_dir: Path | N
                         "config_hash": config_hash, "data_hash": hash_of_data,
                         "starting_cash": config.replay.starting_cash, "fill": config.fill.model_dump(mode="json"),
                         "risk": config.risk.model_dump(mode="json"), "replay": config.replay.model_dump(mode="json"),
-                        "signals": config.signals.model_dump(mode="json")}
+                        "signals": config.signals.model_dump(mode="json"),
+                        "data": {"start": _iso(config.data.start), "end": _iso(config.data.end),
+                                 "timeframe": config.data.timeframe},
+                        "out_dir": str(Path(out_dir).resolve()) if out_dir is not None else None}
             benchmark = config.output.benchmark
             if out_dir is not None:
+                store.flush()
                 summary = _write_outputs_staged(result, Path(out_dir), run_info, config.output.report, guard,
-                                                benchmark)
+                                                benchmark, store.decisions(run_id))
             else:
                 guard.check()
                 summary = summarize(result, benchmark=benchmark)
             # from here on the run is complete: a signal now is honoured after recording it so
             store.finish_run(run_id, to_nanos(datetime.now(timezone.utc)), "finished",
-                             {**summary.to_dict(), "bars": result.bars, "bars_total": total})
+                             {**summary.to_dict(), "bars": result.bars, "bars_total": total, "run": run_info})
         except _Stop as stop:
             raise _interrupted(store, run_id, stop.signum, done, total, out_dir, on_interrupted) from None
         except BaseException as exc:  # never leave the run "running" forever
@@ -289,8 +294,13 @@ def _interrupted(store: SqlStore, run_id: str, signum: int, done: int, total: in
     return stopped
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat()
+
+
 def _write_outputs_staged(result: ReplayResult, out_dir: Path, run_info: dict[str, Any], report: bool,
-                          guard: _SignalGuard, benchmark: str | None = None) -> ReplaySummary:
+                          guard: _SignalGuard, benchmark: str | None = None,
+                          decisions: Sequence[Decision] = ()) -> ReplaySummary:
     """Write the output files into ``out_dir/.partial-<pid>/``, then move them into ``out_dir``.
 
     Writing can be stopped at once by a signal (the staging folder is deleted); moving cannot.
@@ -303,7 +313,8 @@ def _write_outputs_staged(result: ReplayResult, out_dir: Path, run_info: dict[st
     shutil.rmtree(staging, ignore_errors=True)
     try:
         with guard.raising():
-            summary = write_outputs(result, staging, run_info, report=report, benchmark=benchmark)
+            summary = write_outputs(result, staging, run_info, report=report, benchmark=benchmark,
+                                    decisions=decisions)
         for name in summary.files:
             os.replace(staging / name, out_dir / name)
     finally:

@@ -12,6 +12,7 @@ import pandas as pd
 from backtest.replay import ReplayResult
 from core.enums import OrderStatus, OrderType, Side
 from core.events import OrderFilled
+from core.ports import Decision
 from research.metrics import drawdown_series
 from research.trade_stats import OPEN_POSITION_COLUMNS, open_positions_frame
 
@@ -24,6 +25,8 @@ ID_SEPARATOR = ";"
 FILL_COLUMNS = ["time", "symbol", "side", "quantity", "price", "commission", "slippage", "client_order_id",
                 "fill_id"]
 POSITION_COLUMNS = [*OPEN_POSITION_COLUMNS, "entry_time"]
+DECISION_COLUMNS = ["time", "strategy_id", "symbol", "side", "quantity", "outcome", "reason", "client_order_id",
+                    "confidence", "regime"]
 ORDER_COLUMNS = ["client_order_id", "created_time", "updated_time", "symbol", "side", "order_type", "quantity",
                  "limit_price", "stop_price", "status", "filled_quantity", "avg_fill_price", "commission",
                  "reason", "broker_order_id"]
@@ -206,3 +209,19 @@ def positions_frame(result: ReplayResult) -> pd.DataFrame:
     entry = pd.array([legs[s].entry_ts if s in legs else None for s in frame["symbol"]], dtype="Int64")
     frame["entry_time"] = pd.to_datetime(entry, unit="ns", utc=True)
     return frame[POSITION_COLUMNS]
+
+
+def decisions_frame(decisions: Sequence[Decision]) -> pd.DataFrame:
+    """Return one row per decision (columns :data:`DECISION_COLUMNS`, in the order given).
+
+    ``time`` is the decision's bar end (UTC); ``confidence`` is NaN when the strategy gave none;
+    ``client_order_id`` is empty for a denial.
+    """
+    text = _ENUM_TEXT
+    rows = [(d.ts, d.strategy_id, d.symbol, text[d.side], d.quantity, d.outcome, d.reason, d.client_order_id,
+             float("nan") if d.confidence is None else d.confidence, d.regime) for d in decisions]
+    frame = pd.DataFrame(rows, columns=DECISION_COLUMNS)
+    frame["time"] = _utc(frame["time"].astype("int64"))
+    frame["quantity"] = frame["quantity"].astype("float64")
+    frame["confidence"] = frame["confidence"].astype("float64")
+    return frame

@@ -10,7 +10,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,9 @@ import pandas as pd
 
 from backtest.replay import ReplayResult
 from core.enums import TradingState
+from core.ports import Decision
 from research.benchmark import NONE, BenchmarkCurve, benchmark_curve
-from research.frames import closes_series, fills_frame, linked_trades_frame, orders_frame, positions_frame
+from research.frames import closes_series, decisions_frame, fills_frame, linked_trades_frame, orders_frame, positions_frame
 from research.metrics import PerformanceMetrics, _check_equity, compute_metrics
 from research.output_schema import schema_document
 from research.report import write_report
@@ -31,7 +32,7 @@ from research.trade_stats import CostTotals, cost_totals, trade_summary
 __all__ = ["OUTPUT_FILES", "ReplaySummary", "StateHistory", "duration_dict", "summarize", "write_outputs"]
 
 OUTPUT_FILES = ("metrics.json", "equity.csv", "trades.csv", "fills.csv", "orders.csv", "positions.csv",
-                "breakers.csv", "schema.json", "report.html")
+                "decisions.csv", "breakers.csv", "schema.json", "report.html")
 """Every file a replay writes (report.html only when asked)."""
 _ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -413,7 +414,7 @@ def _remove_leftovers(out_dir: Path, written: set[str]) -> None:
 
 
 def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict[str, Any], report: bool = True,
-                  benchmark: str | None = None) -> ReplaySummary:
+                  benchmark: str | None = None, decisions: Sequence[Decision] = ()) -> ReplaySummary:
     """Write every output file of ``result`` into ``out_dir`` (created if missing).
 
     Data files are written to hidden temporary names (``.<name>.tmp``) and renamed together at the
@@ -435,6 +436,9 @@ def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict[str, Any],
         Also write ``report.html``.
     benchmark : str, optional
         Benchmark name (see :func:`summarize`).
+    decisions : sequence of Decision, optional
+        The run's decisions (the store's, in time order) for ``decisions.csv``; none gives a
+        header-only file.
 
     Returns
     -------
@@ -467,6 +471,7 @@ def write_outputs(result: ReplayResult, out_dir: Path, run_info: dict[str, Any],
         _write_csv(frames[name], target(f"{name}.csv"))
     assert summary.state is not None
     _write_csv(summary.state.changes, target("breakers.csv"))
+    _write_csv(decisions_frame(decisions), target("decisions.csv"))
     target("schema.json").write_text(json.dumps(schema_document(files), indent=2))
     payload = _payload(result, computed, run_info)
     target("metrics.json").write_text(json.dumps(payload, indent=2, sort_keys=True, default=str, allow_nan=False))

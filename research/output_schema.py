@@ -125,6 +125,20 @@ FILES: dict[str, dict[str, Any]] = {
             "entry_time": "first fill of the round trip still open, UTC",
         },
     },
+    "decisions.csv": {
+        "description": ("Every decision of the engine about a strategy intent, in time order: submitted (an order "
+                        "went out) or denied by the risk engine"),
+        "columns": {
+            "time": "decision time (end of the bar the strategy saw), UTC",
+            "strategy_id": "strategy", "symbol": "symbol", "side": "buy or sell",
+            "quantity": "shares (sized by the risk engine; 0 when denied before sizing)",
+            "outcome": "submitted or denied",
+            "reason": "the strategy's reason for a submission, the risk engine's reason for a denial",
+            "client_order_id": "the order sent (orders.csv), empty when denied",
+            "confidence": "the strategy's signal strength in [0, 1], empty when it gave none",
+            "regime": "market regime the detector saw at that bar (empty when the detector is off)",
+        },
+    },
     "breakers.csv": {
         "description": "Every trading-state change (breaker trips, cool-down ends, commands), in replay-time order",
         "columns": {
