@@ -22,7 +22,11 @@ from daemon.live.config import LiveConfig
 from daemon.live.node import LiveNode
 from state.store import SqlStore
 
-__all__ = ["AlpacaLink", "AlpacaStartupError", "connect"]
+__all__ = ["SHUTDOWN_SETTLE_S", "AlpacaLink", "AlpacaStartupError", "connect"]
+
+SHUTDOWN_SETTLE_S = 1.0
+"""At shutdown, seconds before a second look at market orders still working after the first
+lookup (an accepted market order normally fills within it during the session)."""
 
 
 class AlpacaStartupError(RuntimeError):
@@ -98,7 +102,10 @@ class AlpacaLink:
                 await self.reconcile(n, "scheduled")
 
         node.before_ready.append(startup)
-        node.drain_hooks.append(broker.drain)
+        async def shutdown_drain() -> None:  # the stream is stopped: look working market orders up
+            await broker.drain(9.0, settle=SHUTDOWN_SETTLE_S)
+
+        node.drain_hooks.append(shutdown_drain)
         node.services.append(periodic)
         node.status_parts.append(self.status)
 

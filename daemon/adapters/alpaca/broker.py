@@ -32,13 +32,14 @@ text is the raw response body, possibly an HTML page; the keys are never in it).
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from enum import Enum
 from typing import Any
 
-from core.enums import OrderStatus
+from core.enums import OrderStatus, OrderType
 from core.events import OrderRejected
 from core.orders import Order
 from core.ports import AlertSink
@@ -136,6 +137,7 @@ class AlpacaBroker:
         self._live: set[str] = set()  # ids that reached (or may have reached) Alpaca and were not refused
         self._canceling: set[str] = set()  # ids with a cancel flow running (a repeat sends nothing)
         self._unresolved: set[str] = set()
+        self._market: set[str] = set()  # market orders of this session not seen done (booked at drain)
         self._restored: set[str] = set()  # seeded with an unknown outcome (from before a restart)
         self._resubmits: Counter[str] = Counter()
         self._waiters: dict[str, asyncio.Event] = {}  # cancel follow-ups waiting for an end
@@ -262,8 +264,17 @@ class AlpacaBroker:
                 await self._reject(coid, f"never reached Alpaca: client_order_id not found after a submit {when} of "
                                    "unknown outcome; not sent late")
 
-    async def drain(self, timeout: float = 10.0) -> None:
-        """Wait until no submit, cancel or follow-up task runs (at most ``timeout`` seconds)."""
+    async def drain(self, timeout: float = 10.0, settle: float | None = None) -> None:
+        """Wait until no submit, cancel or follow-up task runs; with ``settle`` (shutdown), then
+        book the market orders still working. At most ``timeout`` seconds in all.
+
+        At shutdown the trade_updates stream is already stopped, so the fill of a market order
+        accepted moments before SIGTERM would only be booked by the next start's reconciliation.
+        With ``settle``, each market order of this session that reached Alpaca and is not done is
+        looked up (one REST call each, within the request budget) and its snapshot booked; those
+        still working get a second look ``settle`` seconds later. A failed lookup is left to the
+        next start's reconciliation.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         await asyncio.sleep(0)  # let calls scheduled from other threads start their tasks
@@ -272,6 +283,31 @@ class AlpacaBroker:
             if remaining <= 0:
                 return
             await asyncio.wait(set(self._tasks), timeout=remaining)
+        if settle is not None:
+            await self._book_working_market_orders(deadline, settle)
+
+    async def _book_working_market_orders(self, deadline: float, settle: float) -> None:
+        loop = asyncio.get_running_loop()
+        for look in range(2):
+            working = sorted(c for c in self._market if c in self._live and c not in self._unresolved
+                             and not self.tracker.is_done(c))
+            if not working:
+                return
+            if look:
+                await asyncio.sleep(max(0.0, min(settle, deadline - loop.time())))
+            for coid in working:
+                if loop.time() >= deadline:
+                    return
+                self._stats["lookups"] += 1
+                try:
+                    o = await self._rest(self.client.get_order_by_client_id, coid)
+                except Exception:
+                    continue  # the next start's reconciliation books it
+                await self._deliver(functools.partial(self._snapshot_events, o))
+                self._seen(coid)
+
+    def _snapshot_events(self, o: Any) -> list[OrderEvent]:
+        return self.tracker.from_snapshot(o, ts_init=self._now())
 
     # --- submit --------------------------------------------------------------------------------
     def _submit_now(self, order: Order, ts: int) -> None:
@@ -295,6 +331,8 @@ class AlpacaBroker:
                 return
             self._live.add(coid)
             self.tracker.seed(order)
+            if order.order_type is OrderType.MARKET:
+                self._market.add(coid)
             self._stats["submits"] += 1
             self._submitting[coid] = self._spawn(self._submit_flow(coid, request))
         except Exception as exc:  # scheduling itself failed: the engine keeps the order SUBMITTED
@@ -525,6 +563,7 @@ class AlpacaBroker:
         """A snapshot of ``coid`` arrived: its outcome is known; wake a cancel follow-up if done."""
         self._unresolved.discard(coid)
         if self.tracker.is_done(coid):
+            self._market.discard(coid)
             waiter = self._waiters.pop(coid, None)
             if waiter is not None:
                 waiter.set()

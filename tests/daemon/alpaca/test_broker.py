@@ -480,6 +480,27 @@ def test_cancel_of_an_order_alpaca_never_saw_gives_no_event():
     run(scenario())
 
 
+def test_a_market_fill_in_flight_at_shutdown_is_booked_by_the_drain():
+    """SIGTERM stops the trade_updates stream first: a market order accepted just before and
+    filled just after must still be booked before the process exits, not at the next start."""
+    async def scenario() -> None:
+        with FakeAlpaca(symbols=("SPY",), fill_mode="next_bar") as fake:
+            async with Node(fake, stream=False) as node:
+                order = node.submit(quantity=7)
+                await until(lambda: node.kinds(order.client_order_id) == ["OrderAccepted"], what="the acceptance")
+                fake.advance(1)  # the fill happens at Alpaca; no stream tells us
+                before = node.broker.stats["lookups"]
+                await node.broker.drain(5, settle=0.05)
+                await node.queue.join()
+                assert node.kinds(order.client_order_id) == ["OrderAccepted", "OrderFilled"]
+                assert order.status is OrderStatus.FILLED and _position(node) == 7.0 == fake.positions()["SPY"]
+                assert node.broker.stats["lookups"] == before + 1
+                await node.broker.drain(5, settle=0.05)  # done orders are not looked up again
+                assert node.broker.stats["lookups"] == before + 1
+
+    run(scenario())
+
+
 def test_broker_refuses_bad_settings_and_use_before_bind():
     with pytest.raises(ValueError, match="lookup_attempts"):
         AlpacaBroker(object(), budget=RequestBudget(60), alerts=MemoryAlertSink(), now=time.time_ns, lookup_attempts=0)
