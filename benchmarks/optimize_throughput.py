@@ -1,5 +1,6 @@
 """Benchmark: trials/s of a parameter study (research.optimize.run_study) for sma_cross on one
-symbol's ~200,000 bars, with 1 and 2 worker processes, and the per-trial overhead beyond the replay.
+symbol's ~200,000 bars, with 1 and 2 worker processes, the per-trial overhead beyond the replay,
+and the time the overfitting statistics then take to gather the trials' daily returns.
 
 Run:  .venv/bin/python benchmarks/optimize_throughput.py [--bars 200000] [--trials 6] [--jobs 1 2]
 
@@ -9,8 +10,15 @@ trial is a full replay) in a fresh SQLite state database prepared as the CLI pre
 
 * ``trials_per_s``: trials / wall time of ``run_study`` (storage opening included);
 * ``replay_s``: mean time of the replays themselves (inside the workers);
-* ``overhead_s``: per trial, (wall time - the replays' time / workers) / trials at 1 worker: asking
-  and telling Optuna, the storage writes, the metrics (pandas), process hand-off;
+* ``overhead_s``: per trial, (time from the first trial's start to the last one's end - the replays'
+  time / workers) / trials: asking and telling Optuna, the storage writes, the metrics and daily
+  returns (pandas), the hand-off to the workers; ``overhead_pct`` is it over ``replay_s``;
+* ``setup_s``: once per study, the rest of the wall time: opening the storage (Optuna creates its
+  tables in the fresh database), creating the study, forking the workers, reading the trials back;
+* ``overhead_with_setup_s``: (wall time - the replays' time / workers) / trials, both together;
+* ``statistics_s``: ``research.study_stats.trial_returns`` after the study (the T x N matrix of the
+  PBO and DSR), with ``statistics_replays`` the trials it had to replay (none when the trials
+  brought their returns back);
 * ``bare_replay_s``: one ``run_replay`` of the same bars outside any study, for comparison.
 """
 
@@ -21,6 +29,7 @@ import json
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +65,7 @@ def main() -> None:
     from backtest.spec import RunSpec
     from research.optimize import StudyData, TrialFilters, run_study
     from research.search_space import parse_space
+    from research.study_stats import trial_returns
     from state import SqlStore, StoreConfig
     from state.memory import MemoryStore
 
@@ -78,12 +88,24 @@ def main() -> None:
             result = run_study(base, space, data, storage=url, method="grid", jobs=jobs, prune=False, use_cache=False,
                                filters=TrialFilters(min_trades=0))
             wall = time.perf_counter() - started
+            started = time.perf_counter()
+            returns = trial_returns(result, data, jobs=jobs)
+            statistics = time.perf_counter() - started
         assert result.replays == args.trials, result.counts()
         replay = result.replay_s / result.replays
+        # the trials' span, from the first one's creation to the last one's tell (UTC stamps of the storage)
+        first = min(t.started for t in result.trials if t.started is not None)
+        last = max(t.started + timedelta(seconds=t.duration_s or 0.0) for t in result.trials if t.started is not None)
+        span = (last - first).total_seconds()
+        overhead = (span - result.replay_s / jobs) / args.trials
         figures[f"jobs_{jobs}"] = {
             "wall_s": round(wall, 3), "trials_per_s": round(args.trials / wall, 4), "replay_s": round(replay, 3),
             "bars_per_s_per_worker": round(args.bars / replay),
-            "overhead_s": round((wall - result.replay_s / jobs) / args.trials, 4)}
+            "overhead_s": round(overhead, 4), "overhead_pct": round(100 * overhead / replay, 2),
+            "setup_s": round(wall - span, 3),
+            "overhead_with_setup_s": round((wall - result.replay_s / jobs) / args.trials, 4),
+            "statistics_s": round(statistics, 3),
+            "statistics_replays": len(getattr(returns, "replayed", returns.returns.columns))}
     print(json.dumps(figures, indent=2))
 
 

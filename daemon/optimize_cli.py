@@ -318,7 +318,7 @@ def _write(result: "StudyResult", out_dir: Path, config_path: Path | None, cfg: 
     from research.study_stats import study_statistics
 
     written = write_study_outputs(result, out_dir)
-    # PSR, DSR, MinTRL, PBO and the overfitting verdict: every ranked trial replayed for its returns
+    # PSR, DSR, MinTRL, PBO and the overfitting verdict, from the daily returns each trial brought back (no replay)
     try:
         statistics: dict[str, Any] | None = study_statistics(result, data, jobs=jobs)
     except Exception as exc:  # too few trials or returns for a statistic: the report says what is missing

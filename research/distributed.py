@@ -14,6 +14,8 @@ trial's result does not depend on where it ran and the study (in PostgreSQL) has
 * Pruning works as locally: at the pruning step the worker puts (trial, metrics so far) on a Dask
   ``Queue`` of the study, the study loop asks Optuna's pruner and answers on a ``Variable`` of
   that trial; the replay goes on (or stops) in place, nothing is replayed twice.
+* A trial's outcome comes back with the daily returns of its equity curve (a few thousand
+  floats, pickled with it), so the study's overfitting statistics never replay it.
 * Workers must run the same tradingd code: every task carries :func:`code_fingerprint` (sources of
   the packages that decide a replay, plus the Python, numpy and pandas versions) and a worker
   whose own differs fails the trial saying so, instead of caching a different result.
@@ -48,7 +50,10 @@ import numpy as np
 import pandas as pd
 from distributed import Client, Future, Queue, Variable
 
-from research.optimize import Intermediate, OptimizeError, StudyData, TrialOutcome, TrialTask, evaluate_trial
+from research.optimize_data import StudyData
+from research.optimize_executors import Intermediate
+from research.optimize_objectives import OptimizeError
+from research.optimize_trial import TrialOutcome, TrialTask, evaluate_trial
 
 __all__ = ["ANSWER_TIMEOUT_S", "HELD_DATASETS", "DaskExecutor", "ShippedBars", "bars_received", "code_fingerprint",
            "data_fingerprint", "parse_dask_address", "run_trial"]
@@ -81,7 +86,7 @@ def parse_dask_address(text: str) -> str:
     >>> parse_dask_address("127.0.0.1:8786")
     Traceback (most recent call last):
     ...
-    research.optimize.OptimizeError: --dask '127.0.0.1:8786': expected the scheduler's address as tcp://host:port
+    research.optimize_objectives.OptimizeError: --dask '127.0.0.1:8786': expected the scheduler's address as tcp://host:port
     """
     address = text.strip()
     match = _ADDRESS.match(address)
@@ -93,8 +98,9 @@ def parse_dask_address(text: str) -> str:
 @cache
 def code_fingerprint() -> str:
     """Return the identity of the code that decides a trial's result in this process: sha256 over
-    the sources of core, strategies, risk, learning, backtest and research's optimize, metrics and
-    distributed modules, and the Python, numpy and pandas versions (computed once per process).
+    the sources of core, strategies, risk, learning, backtest and research's metrics, optimize
+    (``research/optimize*.py``: the trial, its returns, the executors ...) and distributed modules,
+    and the Python, numpy and pandas versions (computed once per process).
 
     Examples
     --------
@@ -112,7 +118,8 @@ def code_fingerprint() -> str:
     files: list[Path] = []
     for package in (core, strategies, risk, learning, backtest):
         files.extend(Path(package.__file__ or "").parent.rglob("*.py"))
-    files.extend(Path(module.__file__ or "") for module in (research.metrics, research.optimize))
+    files.append(Path(research.metrics.__file__ or ""))
+    files.extend(Path(research.optimize.__file__ or "").parent.glob("optimize*.py"))
     files.append(Path(__file__))  # the worker side of this module
     root = Path(core.__file__ or "").parent.parent
     digest = hashlib.sha256(f"python {platform.python_version()} numpy {np.__version__} pandas {pd.__version__}".encode())

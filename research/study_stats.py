@@ -9,11 +9,11 @@ verdict of :func:`research.overfitting_verdict.overfitting_verdict`. Given a wal
 instead (``walk_forward=``), the same block is built from the stitched out-of-sample curve and the
 folds' own statistics.
 
-Everything is still a loop over replays: :func:`trial_returns` replays each parameter set of the
-study with :func:`backtest.replay.run_replay` on the study's bars (the optimizer keeps metrics,
-not return series) and reduces each equity curve to the daily returns
-:func:`research.metrics.daily_returns` gives (the returns behind every Sharpe ratio tradingd
-reports).
+The T x N matrix comes from the study itself (:func:`research.study_returns.trial_returns`,
+importable from here too): every trial the optimizer replays to the end comes back with the daily
+returns of its equity curve, kept with the trial and in the result cache, so the statistics of a
+study run by this version replay nothing. Only trials without them (recorded by an older
+tradingd) are replayed with :func:`backtest.replay.run_replay` on the study's bars.
 
 Conventions (see :mod:`research.overfitting`): Sharpe ratios inside the PSR/DSR/MinTRL are per
 period (per trading day); the dict also shows them annualised with the periods per year inferred
@@ -33,188 +33,36 @@ Where the in-sample vs out-of-sample comparison comes from (``degradation.source
 
 from __future__ import annotations
 
-import json
 import math
-import multiprocessing
-import signal
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from alerts.sinks import MemoryAlertSink
-from backtest.replay import run_replay
-from backtest.spec import RunSpec
 from research.metrics import daily_returns
-from research.optimize import DiscardStore, StudyData, StudyResult, TrialRecord
+from research.optimize_data import StudyData
+from research.optimize_records import StudyResult, TrialRecord, param_key
+from research.optimize_trial import DiscardStore
 from research.overfitting import (deflated_sharpe_ratio, minimum_track_record_length, probabilistic_sharpe_ratio,
                                   probability_of_backtest_overfitting, sample_moments)
 from research.overfitting_verdict import OverfittingVerdict, VerdictThresholds, overfitting_verdict
+from research.study_returns import REPLAYED, TrialReturns, replay_daily_returns, trial_returns
 
 if TYPE_CHECKING:
     from research.walk_forward import WalkForwardResult
 
-__all__ = ["DiscardStore", "TrialReturns", "choose_splits", "replay_daily_returns", "statistics_text", "study_statistics",
-           "trial_returns"]
+__all__ = ["REPLAYED", "DiscardStore", "TrialReturns", "choose_splits", "replay_daily_returns", "statistics_text",
+           "study_statistics", "trial_returns"]
 
 EVALUATED = ("complete", "filtered", "pruned", "failed")
 """Statuses of trials that count as tried for the DSR's number of trials (a failed trial counts only
 when it was replayed, i.e. has metrics)."""
-REPLAYED = ("complete", "filtered")
-"""Statuses whose full-period returns :func:`trial_returns` replays by default."""
 MIN_ROWS_PER_BLOCK = 4
 """Fewest daily returns per CSCV block :func:`choose_splits` accepts."""
 DEFAULT_SPLITS = 16
 """CSCV blocks S when the data allow it (Bailey et al. 2017 use 16: 12,870 combinations)."""
-
-
-
-
-# --- the trials' daily returns ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TrialReturns:
-    """Daily returns of the parameter sets of a study, one column per set.
-
-    Attributes
-    ----------
-    returns : pd.DataFrame, shape (T, N)
-        Fractions; index the UTC days (midnight) after the first day with data, oldest first;
-        columns the trial numbers (int), each parameter set once (its first trial). A day on which
-        a set's curve has no point is a 0 return (its equity did not change).
-    params : dict[int, dict[str, Any]]
-        Trial number -> its space values.
-    trades : dict[int, int]
-        Trial number -> round trips of the replay.
-    failed : dict[int, str]
-        Trials whose replay raised or disabled the strategy -> why (left out of ``returns``).
-    """
-
-    returns: pd.DataFrame
-    params: dict[int, dict[str, Any]]
-    trades: dict[int, int]
-    failed: dict[int, str]
-
-    @property
-    def periods_per_year(self) -> float:
-        """Daily periods per year: ``T / years spanned`` (as :mod:`research.metrics`), else 252."""
-        index = self.returns.index
-        if len(index) < 2:
-            return 252.0
-        years = (index[-1] - index[0]) / pd.Timedelta(days=365.25)
-        return float(len(index) / years) if years > 2 / 365.25 else 252.0
-
-    def column(self, params: Mapping[str, Any]) -> int | None:
-        """The trial number whose column holds ``params`` (None when not replayed)."""
-        key = _key(params)
-        return next((n for n, p in self.params.items() if _key(p) == key and n in self.returns.columns), None)
-
-
-def _key(params: Mapping[str, Any]) -> str:
-    return json.dumps(sorted(params.items()), default=str)
-
-
-_SHARED: StudyData | None = None  # the bars, inherited by forked workers (never pickled)
-
-
-def _replay_one(task: tuple[int, RunSpec, str | None]) -> tuple[int, np.ndarray | None, np.ndarray | None, int, str]:
-    number, spec, timeframe = task
-    assert _SHARED is not None
-    alerts = MemoryAlertSink()
-    try:
-        result = run_replay(_SHARED.get(timeframe), spec, store=DiscardStore(), alerts=alerts, run_id=f"trial-{number}")
-    except Exception as exc:  # recorded per trial: one bad set never ends the statistics
-        return number, None, None, 0, f"{type(exc).__name__}: {exc}"
-    if not result.strategy_enabled:
-        return number, None, None, 0, "the strategy raised and was disabled"
-    equity = pd.Series(result.equity, index=pd.to_datetime(result.equity_ts, unit="ns", utc=True))
-    if len(equity) < 2:
-        return number, None, None, 0, "fewer than two equity points"
-    daily = daily_returns(equity)
-    return number, pd.DatetimeIndex(daily.index).asi8.copy(), daily.to_numpy(copy=True), len(result.trades), ""
-
-
-def _worker_init() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it stops us)
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # not the parent's handlers: terminate() must just end us
-        signal.signal(sig, signal.SIG_DFL)
-
-
-def replay_daily_returns(data: StudyData, tasks: Sequence[tuple[int, RunSpec, str | None]], jobs: int = 1,
-                         ) -> list[tuple[int, np.ndarray | None, np.ndarray | None, int, str]]:
-    """Replay ``(number, spec, timeframe)`` tasks on ``data``; return per task ``(number, day ns,
-    daily returns, trades, error)`` (arrays None and ``error`` set when the replay failed).
-
-    With ``jobs > 1`` the replays run in forked processes that inherit the loaded bars.
-    """
-    global _SHARED
-    _SHARED = data
-    try:
-        if jobs <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-            return [_replay_one(t) for t in tasks]
-        pool = multiprocessing.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_worker_init)
-        try:
-            out = pool.map(_replay_one, tasks, chunksize=1)
-        except BaseException:
-            pool.terminate()
-            raise
-        pool.close()  # workers end on their own: no SIGTERM needed
-        pool.join()
-        return out
-    finally:
-        _SHARED = None
-
-
-def trial_returns(result: StudyResult, data: StudyData, *, statuses: Sequence[str] = REPLAYED,
-                  jobs: int = 1) -> TrialReturns:
-    """Replay every parameter set of ``result`` with status in ``statuses`` on ``data`` and return
-    their daily returns (the T x N matrix the PBO needs).
-
-    Parameters
-    ----------
-    result
-        A finished study.
-    data
-        The bars the study ran on (each trial's timeframe must be loaded).
-    statuses
-        Which trials to replay (default complete and filtered: those replayed to the end).
-    jobs
-        Replays at a time (forked processes).
-
-    Returns
-    -------
-    TrialReturns
-        Columns in trial-number order; trials whose replay failed are in ``failed``.
-
-    Raises
-    ------
-    research.search_space.TrialSetupError
-        If a trial's risk or fill keys no longer form a valid configuration.
-    """
-    seen: set[str] = set()
-    tasks: list[tuple[int, RunSpec, str | None]] = []
-    params: dict[int, dict[str, Any]] = {}
-    for trial in sorted(result.trials, key=lambda t: t.number):
-        if trial.status not in statuses or _key(trial.params) in seen:
-            continue
-        seen.add(_key(trial.params))
-        setup = result.space.apply(result.base, trial.params)
-        tasks.append((trial.number, setup.spec, setup.timeframe))
-        params[trial.number] = dict(trial.params)
-    columns: dict[int, pd.Series] = {}
-    trades: dict[int, int] = {}
-    failed: dict[int, str] = {}
-    for number, days, values, n_trades, error in replay_daily_returns(data, tasks, jobs):
-        if error or days is None or values is None:
-            failed[number] = error
-            continue
-        columns[number] = pd.Series(values, index=pd.to_datetime(days, unit="ns", utc=True))
-        trades[number] = n_trades
-    frame = pd.DataFrame(columns).sort_index().fillna(0.0) if columns else pd.DataFrame()
-    return TrialReturns(frame, params, trades, failed)
 
 
 # --- the statistics ---------------------------------------------------------------------------------
@@ -308,7 +156,7 @@ def _period_returns(daily: pd.Series) -> dict[str, float]:
 
 def _tried(result: StudyResult) -> int:
     """Distinct parameter sets tried (complete, filtered, pruned, failed after a replay)."""
-    return len({_key(t.params) for t in result.trials
+    return len({param_key(t.params) for t in result.trials
                 if t.status in EVALUATED and (t.status != "failed" or t.metrics is not None or t.replay_s is not None)})
 
 

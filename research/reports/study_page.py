@@ -2,7 +2,7 @@
 
 :func:`write_study_report` is the entry point the ``tradingd optimize`` and ``tradingd
 walkforward`` commands call with their result. It analyses the study once
-(:func:`research.reports.study_charts.analyse_study`) and writes, into the study's output folder:
+(:func:`research.reports.study_analysis.analyse_study`) and writes, into the study's output folder:
 
 * ``report.html``: plotly charts with plotly.js inlined (no network request), built from the
   blocks of :mod:`research.reports` (page shell, tables, plot helpers);
@@ -31,12 +31,16 @@ from research.optimize import METRIC_KEYS, StudyData, StudyResult
 from research.reports.formatting import NOT_AVAILABLE
 from research.reports.page import Section, render_page
 from research.reports.plotting import Figure, render
-from research.reports.study_charts import (TOP_SETS, StudyAnalysis, analyse_study, fmt_metric, heatmap_figure,
-                                           importance_figure, parallel_figure, param_name, pareto_figure, pbo_figure,
-                                           sensitivity_figure, surface_figure, top_drawdown_figure, top_equity_figure,
-                                           verdict_figure, walk_forward_bars_figure, walk_forward_equity_figure,
-                                           walk_forward_steps_figure)
+from research.reports.study_analysis import StudyAnalysis, analyse_study
+from research.reports.study_fig_curves import (top_drawdown_figure, top_equity_figure, walk_forward_bars_figure,
+                                               walk_forward_equity_figure, walk_forward_steps_figure)
+from research.reports.study_fig_landscape import (heatmap_figure, importance_figure, parallel_figure, pareto_figure,
+                                                  surface_figure)
+from research.reports.study_fig_overfitting import pbo_figure, verdict_figure
+from research.reports.study_fig_sensitivity import sensitivity_figure
+from research.reports.study_format import fmt_metric, param_name
 from research.reports.study_pdf import write_study_pdf
+from research.reports.study_replays import TOP_SETS
 from research.reports.study_text import config_snippet, params_text, summary_text
 from research.reports.tables import Cell, Column, html_table
 

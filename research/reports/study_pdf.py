@@ -27,7 +27,8 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from research.metrics import drawdown_series
 from research.reports.plotting import downsample
-from research.reports.study_charts import PERCENT_METRICS, StudyAnalysis, fmt_metric, param_name
+from research.reports.study_analysis import StudyAnalysis
+from research.reports.study_format import PERCENT_METRICS, fmt_metric, param_name
 from research.reports.study_text import params_text
 
 __all__ = ["PAGE_SIZE", "write_study_pdf"]
@@ -439,7 +440,7 @@ def write_study_pdf(analysis: StudyAnalysis, path: str | Path, summary: str, tit
     Parameters
     ----------
     analysis
-        :func:`research.reports.study_charts.analyse_study` of the study.
+        :func:`research.reports.study_analysis.analyse_study` of the study.
     path
         Target file; written to a temporary name beside it and moved into place.
     summary

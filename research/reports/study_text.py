@@ -4,7 +4,7 @@ Sections, in order: ``optimization summary`` (study, period, trials, metric, run
 ``walk-forward`` (when the report has one: per fold IS vs OOS, stitched OOS vs buy-and-hold,
 efficiency, profitable folds, parameter stability, re-optimization steps, regime-aware variant),
 ``top 10`` (rank, parameters, Sharpe, return, max drawdown, win rate, trades), ``sensitivity``
-(robust and fragile parameters by the neighbour drop of :mod:`research.reports.study_charts`),
+(robust and fragile parameters by the neighbour drop of :mod:`research.reports.study_sensitivity`),
 ``overfitting`` (:func:`research.study_stats.statistics_text`), ``recommended configuration``
 (confidence and expected range) and ``implementation notes`` (how to apply it, expected
 variability, when to re-optimize). Every figure is one of the :class:`StudyAnalysis`, so the
@@ -20,7 +20,10 @@ from typing import Any
 
 from research.optimize import COUNTED
 from research.reports.formatting import NOT_AVAILABLE
-from research.reports.study_charts import Recommendation, StudyAnalysis, fmt_metric, param_name
+from research.reports.study_analysis import StudyAnalysis
+from research.reports.study_format import fmt_metric, param_name
+from research.reports.study_recommend import Recommendation
+from research.reports.study_sensitivity import sensitivity_lines
 from research.study_stats import statistics_text
 
 __all__ = ["SECTIONS", "config_snippet", "params_text", "summary_text"]
@@ -182,21 +185,12 @@ def _top(analysis: StudyAnalysis) -> list[str]:
 
 
 def _sensitivity(analysis: StudyAnalysis) -> list[str]:
-    objective = analysis.landscape.objective
-    lines = [f"sensitivity of {objective} (neighbour drop: mean loss one step either side of the best value, "
-             "as a share of max(|best|, range); robust <= 10%, fragile >= 30%)"]
-    for s in analysis.sensitivity:
-        lines.append(f"  {s.describe(objective)}")
-    robust = [s.name for s in analysis.sensitivity if s.verdict == "robust"]
-    fragile = [s.name for s in analysis.sensitivity if s.verdict == "fragile"]
-    lines.append(f"  robust: {', '.join(robust) or 'none'}; fragile: {', '.join(fragile) or 'none'}")
+    lines = sensitivity_lines(analysis.sensitivity, analysis.landscape.objective)
     if analysis.importance:
         lines.append("  importance: " + ", ".join(
             f"{p.name} {100 * (p.ped_anova if p.ped_anova is not None else p.eta_squared):.0f}%"
             for p in analysis.importance) + f" ({analysis.importance_note}; eta^2: "
             + ", ".join(f"{p.name} {100 * p.eta_squared:.0f}%" for p in analysis.importance) + ")")
-    if not analysis.sensitivity:
-        lines.append("  (no scored trial)")
     return lines
 
 

@@ -160,6 +160,9 @@ def test_a_grid_study_on_dask_gives_the_trials_of_a_local_one_process_run(cluste
     assert {t.status for t in remote.trials} <= {"complete", "filtered"} and remote.ranked
     assert outcome(remote.trials) == outcome(local.trials)
     assert [t.number for t in remote.ranked] == [t.number for t in local.ranked]
+    # each trial's daily returns came back from the worker with it, as the local replay computed them
+    assert all(t.returns is not None for t in remote.trials)
+    assert [t.returns for t in remote.trials] == [t.returns for t in local.trials]
     # six trials, yet each worker got the bars once
     fingerprint = data_fingerprint(data)
     after = received(cluster)

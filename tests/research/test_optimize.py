@@ -15,16 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 import pytest
 
 from alerts.sinks import MemoryAlertSink
 from backtest.replay import run_replay
 from backtest.spec import RunSpec
+from research.metrics import daily_returns
 from research.optimize import (COUNTED, OBJECTIVES, OptimizeError, StudyData, TrialFilters, TrialRecord,
                                open_study_storage, parse_objectives, run_study,
                                trial_metrics)
 from research.search_space import SearchSpace, parse_space
-from research.trial_cache import CACHE_STUDY
+from research.trial_cache import CACHE_STUDY, RETURNS_STUDY
 from state import SqlStore, StoreConfig
 from state.memory import MemoryStore
 from strategies.sma_cross import SmaCross
@@ -283,6 +285,31 @@ def test_parameter_sets_already_replayed_on_the_same_data_come_from_the_cache(tm
                        use_cache=False)
     assert fourth.replays == 6
     assert CACHE_STUDY in {s.study_name for s in optuna.get_all_study_summaries(storage)}
+
+
+def direct_returns(result: Any, trial: TrialRecord, data: StudyData) -> pd.Series:
+    """The daily returns of a trial's parameter set, from a replay of our own."""
+    setup = result.space.apply(result.base, trial.params)
+    replay = run_replay(data.get(setup.timeframe), setup.spec, store=MemoryStore(), alerts=MemoryAlertSink())
+    return daily_returns(pd.Series(replay.equity, index=pd.to_datetime(replay.equity_ts, unit="ns", utc=True)))
+
+
+def test_replayed_trials_keep_their_daily_returns_in_the_storage_and_the_cache(tmp_path, data):
+    url = db(tmp_path)
+    first = run_study(BASE, sma(), data, storage=url, study_name="a", method="grid", jobs=2, filters=FEW)
+    kept = [t for t in first.trials if t.status in ("complete", "filtered")]
+    assert len(kept) == 6 and first.replays == 6
+    for trial in kept:  # computed by the worker's replay, the same as a replay of our own
+        assert trial.returns is not None
+        pd.testing.assert_series_equal(trial.returns.series(), direct_returns(first, trial, data), check_names=False)
+    # running the same command again reads them back from the study storage
+    again = run_study(BASE, sma(), data, storage=url, study_name="a", method="grid", filters=FEW)
+    assert again.new_trials == 0 and [t.returns for t in again.trials] == [t.returns for t in first.trials]
+    # another study of the same sets takes metrics and returns from the result cache
+    other = run_study(BASE, sma(), data, storage=url, study_name="b", method="grid", filters=FEW)
+    assert other.replays == 0 and other.cache_hits == 6
+    assert [t.returns for t in other.trials] == [t.returns for t in first.trials]
+    assert RETURNS_STUDY in {s.study_name for s in optuna.get_all_study_summaries(open_study_storage(url))}
 
 
 def test_a_parameter_set_asked_again_in_a_study_is_not_replayed_and_ranked_once(data):

@@ -8,6 +8,7 @@ landscapes whose answer is known.
 
 from __future__ import annotations
 
+import html as html_module
 import math
 import re
 from datetime import datetime, timezone
@@ -26,7 +27,7 @@ from research.reports.study_page import REPORT_FILES, write_study_report
 from research.reports.study_text import SECTIONS
 from research.search_space import parse_space
 from research.study_stats import study_statistics
-from research.walk_forward import walk_forward
+from research.walk_forward import walk_forward, write_walk_forward_outputs
 
 SPY = Path(__file__).resolve().parents[2] / "data" / "us_equity_1hour_adjusted" / "SPY.csv.gz"
 BASE = RunSpec(strategy="sma_cross")
@@ -284,3 +285,28 @@ def test_walk_forward_report_shows_every_fold_in_and_out_of_sample(wf_report):
     assert "re-optimize  every 6m" in text
     stats = wf.statistics
     assert f"PSR        {stats['psr']:.3f}" in text  # the walk-forward's own statistics block
+
+
+def _named(text: str) -> tuple[set[str], set[str]]:
+    """The robust and fragile names of the ``robust: a, b; fragile: c`` line of a summary's sensitivity section."""
+    section = text.split("\nsensitivity", 1)[1].split("\n\n", 1)[0]
+    line = next(line.strip() for line in section.split("\n") if line.strip().startswith("robust:"))
+    robust, fragile = ({n.strip() for n in part.split(":", 1)[1].split(",")} - {"none"} for part in line.split(";"))
+    return robust, fragile
+
+
+def test_walk_forward_summary_names_the_robust_and_fragile_parameters_of_the_report(wf_report, tmp_path: Path):
+    # the walkforward command's folder holds the report of the final study and the walk-forward's summary.txt
+    wf, paths = wf_report
+    write_walk_forward_outputs(wf, tmp_path)
+    summary = (tmp_path / "summary.txt").read_text()
+    table = paths["report.html"].read_text().split('id="sensitivity-table"', 1)[1].split("</table>", 1)[0]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in table.split("<tr>")[2:]]
+    verdicts = {html_module.unescape(cells[0]): cells[1] for cells in rows}
+    assert set(verdicts) == {"fast", "slow"}
+    robust, fragile = _named(summary)
+    assert robust == {n for n, v in verdicts.items() if v == "robust"}
+    assert fragile == {n for n, v in verdicts.items() if v == "fragile"}
+    for name, verdict in verdicts.items():  # and each parameter's own line gives the same verdict
+        assert re.search(rf"^  {name}: {verdict} ", summary, re.MULTILINE), name
+    assert _named(summary) == _named(paths["summary.txt"].read_text())  # the report's own summary.txt agrees

@@ -3,12 +3,15 @@ formula (research.overfitting, checked against the papers there) applied to the 
 the trials' own daily returns from real replays, the real number of trials tried and the spread
 of their Sharpe ratios — and the verdict is built from them.
 
-Real replays of SPY hourly bars of 2019 (bundled data, ~1,750 bars); grid studies of 6 sets.
+Real replays of SPY hourly bars of 2019 (bundled data, ~1,750 bars); grid studies of 6 sets. The
+trials' returns come back with the study's own replays: the statistics replay only trials that lack
+them (a study recorded by an older tradingd, here one whose records are stripped of them).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,14 +20,17 @@ import optuna
 import pandas as pd
 import pytest
 
+from alerts.sinks import MemoryAlertSink
+from backtest.replay import run_replay
 from backtest.spec import RunSpec
 from research.metrics import daily_returns
-from research.optimize import StudyData, TrialFilters, run_study
+from research.optimize import StudyData, StudyResult, TrialFilters, run_study
 from research.overfitting import (deflated_sharpe_ratio, minimum_track_record_length, probability_of_backtest_overfitting,
                                   psr_from_returns, sample_moments)
 from research.search_space import parse_space
 from research.study_stats import TrialReturns, choose_splits, statistics_text, study_statistics, trial_returns
 from research.walk_forward import walk_forward
+from state.memory import MemoryStore
 
 SPY = Path(__file__).resolve().parents[2] / "data" / "us_equity_1hour_adjusted" / "SPY.csv.gz"
 BASE = RunSpec(strategy="sma_cross")
@@ -57,6 +63,38 @@ def stats(study, data, returns):
     return study_statistics(study, data, returns=returns)
 
 
+def as_recorded_before_returns(study: StudyResult) -> StudyResult:
+    """The study as an older tradingd recorded it: trials without daily returns."""
+    return replace(study, trials=[replace(t, returns=None) for t in study.trials])
+
+
+def test_the_statistics_of_a_finished_study_replay_nothing(study, data, returns):
+    # every set's returns came back with its trial, equal to the daily returns of a replay of our own
+    assert returns.replayed == () and not returns.failed
+    for trial in study.trials:
+        setup = study.space.apply(study.base, trial.params)
+        replay = run_replay(data.get(setup.timeframe), setup.spec, store=MemoryStore(), alerts=MemoryAlertSink())
+        equity = pd.Series(replay.equity, index=pd.to_datetime(replay.equity_ts, unit="ns", utc=True))
+        pd.testing.assert_series_equal(returns.returns[trial.number], daily_returns(equity), check_names=False)
+    # nothing is replayed: the same matrix, even once the study's settings could no longer be replayed
+    broken = replace(study, space=replace(study.space, strategy="no_such_strategy"))
+    pd.testing.assert_frame_equal(trial_returns(broken, data).returns, returns.returns)
+    assert study_statistics(broken, data) == study_statistics(study, data)
+
+
+def test_trials_without_returns_are_replayed_for_them(study, data, returns):
+    older = as_recorded_before_returns(study)
+    again = trial_returns(older, data)
+    assert again.replayed == tuple(t.number for t in study.trials)
+    pd.testing.assert_frame_equal(again.returns, returns.returns)
+    assert again.trades == returns.trades
+    # returns kept for other bars than those given are not used: the sets are replayed on these
+    other = StudyData.load([SPY], start=datetime(2019, 1, 1, tzinfo=timezone.utc),
+                           end=datetime(2019, 7, 1, tzinfo=timezone.utc))
+    shorter = trial_returns(study, other)
+    assert shorter.replayed == again.replayed and shorter.returns.index[-1] < returns.returns.index[-1]
+
+
 def test_each_trials_daily_returns_compound_to_its_total_return_and_give_its_sharpe(study, returns):
     assert list(returns.returns.columns) == [t.number for t in study.trials]  # 6 sets, each once
     for trial in study.trials:
@@ -82,7 +120,7 @@ def test_the_dsr_deflates_by_every_trial_tried_and_the_spread_of_their_sharpe_ra
     sr, skew, kurt, n = sample_moments(returns.returns[study.best.number].to_numpy())
     assert stats["trials"]["tried"] == 6
     assert stats["trials"]["sharpe_variance_per_period"] == pytest.approx(np.var(sharpes, ddof=1))
-    assert stats["dsr"] == pytest.approx(deflated_sharpe_ratio(sr, n, skew, kurt, 6, np.var(sharpes, ddof=1)))
+    assert stats["dsr"] == pytest.approx(deflated_sharpe_ratio(sr, n, skew, kurt, 6, float(np.var(sharpes, ddof=1))))
     assert stats["dsr"] < stats["psr"]  # six tries cost confidence
 
 
@@ -99,6 +137,7 @@ def test_pruned_trials_count_as_tried_for_the_dsr(data):
 def test_the_pbo_is_cscv_over_the_trials_daily_returns(returns, stats):
     matrix = returns.returns.to_numpy()
     splits = choose_splits(len(matrix))
+    assert splits is not None
     expected = probability_of_backtest_overfitting(matrix, splits)
     assert stats["pbo"] == expected.pbo and stats["pbo_detail"]["n_splits"] == splits == 16
     assert set(stats["pbo_detail"]["best_trial"]) <= set(returns.returns.columns)  # trial numbers, not columns
@@ -106,7 +145,9 @@ def test_the_pbo_is_cscv_over_the_trials_daily_returns(returns, stats):
 
 def test_without_a_holdout_the_degradation_is_the_is_best_sets_cscv_halves(returns, stats):
     matrix = returns.returns.to_numpy()
-    pbo = probability_of_backtest_overfitting(matrix, choose_splits(len(matrix)))
+    splits = choose_splits(len(matrix))
+    assert splits is not None
+    pbo = probability_of_backtest_overfitting(matrix, splits)
     root = math.sqrt(returns.periods_per_year)
     degradation = stats["degradation"]
     assert degradation["source"] == "cscv"
@@ -141,8 +182,10 @@ def test_a_study_without_a_ranked_set_has_no_statistics_of_a_best_set(data):
     assert "no ranked trial" in stats["notes"][0] and stats["trials"]["tried"] == 6
 
 
-def test_two_worker_processes_give_the_same_returns_as_one(study, data, returns):
-    pd.testing.assert_frame_equal(trial_returns(study, data, jobs=2).returns, returns.returns)
+def test_two_worker_processes_replay_the_same_returns_as_one(study, data, returns):
+    two = trial_returns(as_recorded_before_returns(study), data, jobs=2)
+    assert len(two.replayed) == 6
+    pd.testing.assert_frame_equal(two.returns, returns.returns)
 
 
 def test_the_text_section_shows_each_statistic_and_the_verdict(stats):
@@ -160,16 +203,19 @@ def test_a_walk_forward_block_judges_the_stitched_oos_curve_and_the_folds_studie
                           method="grid", filters=FEW, final=False)
     stats = result.statistics
     assert stats is not None and stats["kind"] == "walk_forward" and stats["study"] is None
+    folds = [f.statistics for f in result.folds]
+    assert all(f is not None for f in folds) and all(f.oos_metrics is not None for f in result.folds)
     assert stats["psr"] == pytest.approx(psr_from_returns(daily_returns(result.oos_equity).to_numpy()))
-    assert stats["pbo"] == pytest.approx(np.median([f.statistics["pbo"] for f in result.folds]))
-    assert stats["dsr"] == pytest.approx(np.median([f.statistics["dsr"] for f in result.folds]))
+    assert stats["pbo"] == pytest.approx(np.median([f["pbo"] for f in folds if f is not None]))
+    assert stats["dsr"] == pytest.approx(np.median([f["dsr"] for f in folds if f is not None]))
     assert stats["degradation"]["source"] == "walk_forward"
     assert stats["degradation"]["out_of_sample"]["sharpe"] == pytest.approx(
-        np.mean([f.oos_metrics["sharpe"] for f in result.folds]))
+        np.mean([f.oos_metrics["sharpe"] for f in result.folds if f.oos_metrics is not None]))
     concentration = next(p for p in stats["verdict"]["parts"] if p["name"] == "period_concentration")
-    working = sum(f.oos_metrics["total_return"] > 0 for f in result.folds)
+    working = sum(f.oos_metrics["total_return"] > 0 for f in result.folds if f.oos_metrics is not None)
     assert f"in {working} of {len(result.folds)} periods" in concentration["detail"]
     for fold in result.folds:  # each fold's own block judges its study against its real OOS window
+        assert fold.statistics is not None and fold.oos_metrics is not None
         assert fold.statistics["degradation"]["source"] == "holdout"
         assert fold.statistics["degradation"]["out_of_sample"]["sharpe"] == fold.oos_metrics["sharpe"]
 

@@ -25,11 +25,13 @@ from backtest.replay import run_replay
 from backtest.sources import BarSeries
 from backtest.spec import RunSpec
 from research import walk_forward as wf_module
+from research import wf_regime
 from research.optimize import OptimizeError, StudyData, TrialFilters
 from research.search_space import parse_space
 from research.study_stats import DiscardStore, trial_returns
 from research.walk_forward import (TradeFrom, WalkForwardError, parameter_stability, parse_period, plan_folds,
                                    summary_text, walk_forward, window_data, write_walk_forward_outputs)
+from research.wf_windows import slice_series
 from state import SqlStore, StoreConfig
 from strategies.sma_cross import SmaCross
 
@@ -166,7 +168,7 @@ def test_trade_from_warms_up_on_earlier_bars_but_trades_only_from_its_start(data
     before = result.equity[result.equity_ts <= start]
     assert np.all(before == BASE.replay.starting_cash)
     # warm: the first trade comes sooner than in a replay that starts cold at the same time
-    cold = run_replay([wf_module._slice(s, start, 2**62) for s in series], BASE, store=DiscardStore(),
+    cold = run_replay([slice_series(s, start, 2**62) for s in series], BASE, store=DiscardStore(),
                       alerts=MemoryAlertSink(), strategy=SmaCross(SmaCross.Params(fast=10, slow=50)))
     assert min(f.ts_event for f in result.fills) <= min(f.ts_event for f in cold.fills)
 
@@ -259,11 +261,11 @@ def test_each_regime_gets_the_set_with_the_best_training_sharpe_on_its_days(resu
     assert fold.regime is not None and fold.study is not None and fold.regime.symbol == "SPY"
     window = window_data(data, fold.window.is_start, fold.window.is_end)
     returns = trial_returns(fold.study, window)
-    labels = wf_module._day_regimes(window.get(None)[0], BASE, pd.DatetimeIndex(returns.returns.index))
+    labels = wf_regime.day_regimes(window.get(None)[0], BASE, pd.DatetimeIndex(returns.returns.index))
     for regime, params in fold.regime.params.items():
         days = labels == regime
         assert fold.regime.days[regime] == int(days.sum())
-        if days.sum() < wf_module.MIN_REGIME_DAYS:
+        if days.sum() < wf_regime.MIN_REGIME_DAYS:
             assert params == fold.params and fold.regime.scores[regime] is None
             continue
         sharpes = {n: returns.returns[n][days].mean() / returns.returns[n][days].std() for n in returns.returns}
@@ -272,7 +274,7 @@ def test_each_regime_gets_the_set_with_the_best_training_sharpe_on_its_days(resu
 
 
 def test_regime_aware_with_one_set_for_every_regime_replays_the_single_best_set(data, monkeypatch):
-    monkeypatch.setattr(wf_module, "MIN_REGIME_DAYS", 10**9)  # no regime has enough days: all use the best set
+    monkeypatch.setattr(wf_regime, "MIN_REGIME_DAYS", 10**9)  # no regime has enough days: all use the best set
     result = run(data, regime_aware=True, statistics=False, final=False)
     assert result.regime is not None
     pd.testing.assert_series_equal(result.regime.oos_equity, result.oos_equity)
