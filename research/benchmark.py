@@ -10,6 +10,10 @@ Four choices (:func:`build_benchmark`, ``--benchmark`` / ``[output] benchmark``)
 * ``none``: no benchmark.
 
 The default (``None`` or ``"auto"``) is ``SPY`` when SPY is in the data, else ``equal_weight``.
+``tradingd benchmark`` adds two more on the same footing, in :mod:`research.benchmark_portfolios`:
+a stock/bond mix rebalanced monthly and naive momentum, the best symbols by trailing 12-month return
+each month.
+
 Benchmarks trade fractional shares at the last known close with no commission and no slippage,
 and idle cash earns nothing. Alongside the equity each benchmark has its exposure (invested value
 / equity, a fraction): below 1 while cash waits for a symbol whose data start later.
@@ -25,8 +29,8 @@ import pandas as pd
 
 from research.metrics import BLOCK
 
-__all__ = ["AUTO", "EQUAL_WEIGHT", "EQUAL_WEIGHT_HOLD", "NONE", "BenchmarkCurve", "BenchmarkError",
-           "benchmark_curve", "build_benchmark", "buy_and_hold", "equal_weight_monthly", "resolve_benchmark"]
+__all__ = ["AUTO", "EQUAL_WEIGHT", "EQUAL_WEIGHT_HOLD", "NONE", "BenchmarkCurve", "BenchmarkError", "benchmark_curve",
+           "build_benchmark", "buy_and_hold", "equal_weight_monthly", "resolve_benchmark"]
 
 AUTO = "auto"
 EQUAL_WEIGHT = "equal_weight"
@@ -381,6 +385,12 @@ def benchmark_curve(name: str | None, closes: dict[str, pd.Series], starting_cas
         value, invested = _hold({resolved: closes[resolved]}, starting_cash, index)
         label = f"{resolved} buy & hold"
         rule = f"all starting cash in {resolved} at its first close, held to the end; fractional shares, no costs"
+    return _as_curve(resolved, label, rule, value, invested, index)
+
+
+def _as_curve(name: str, label: str, rule: str, value: np.ndarray, invested: np.ndarray,
+              index: pd.DatetimeIndex) -> BenchmarkCurve:
+    """The curve of (value, invested) USD arrays; ``invested`` becomes the exposure in place."""
     for low in range(0, len(value), BLOCK):  # exposure = invested / value (0 where value <= 0), in place
         part, share = value[low:low + BLOCK], invested[low:low + BLOCK]
         positive = part > 0
@@ -389,7 +399,7 @@ def benchmark_curve(name: str | None, closes: dict[str, pd.Series], starting_cas
     # copy=False: the arrays are ours (pandas copies an array by default: 8 bytes a point each)
     equity = pd.Series(value, index=index, name="benchmark", copy=False)
     exposure = pd.Series(invested, index=index, name="benchmark_exposure", copy=False)
-    return BenchmarkCurve(resolved, label, rule, equity, exposure)
+    return BenchmarkCurve(name, label, rule, equity, exposure)
 
 
 def build_benchmark(name: str | None, closes: dict[str, pd.Series], starting_cash: float,

@@ -26,6 +26,7 @@ from research.frames import closes_series, decisions_frame, fills_frame, linked_
 from research.metrics import PerformanceMetrics, _check_equity, compute_metrics
 from research.output_schema import schema_document
 from research.report import write_report
+from research.risk_metrics import compute_risk_metrics
 from research.state_history import state_changes_frame, state_spells
 from research.trade_stats import CostTotals, cost_totals, trade_summary
 
@@ -373,6 +374,17 @@ def _trade_stats(trades: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def _risk(computed: _Computed) -> dict[str, Any]:
+    """The ``risk`` block: :class:`research.risk_metrics.RiskMetrics` of the strategy and of the
+    benchmark (``None`` without one), each annualised with its own periods per year."""
+    summary, curve = computed.summary, computed.benchmark
+    bench = None
+    if curve is not None and summary.benchmark is not None:
+        bench = compute_risk_metrics(curve.equity, summary.benchmark.periods_per_year).to_dict()
+    return {"strategy": compute_risk_metrics(computed.equity, summary.metrics.periods_per_year).to_dict(),
+            "benchmark": bench}
+
+
 def _payload(result: ReplayResult, computed: _Computed, run_info: dict[str, Any]) -> dict[str, Any]:
     summary = computed.summary
     state = summary.state
@@ -385,6 +397,7 @@ def _payload(result: ReplayResult, computed: _Computed, run_info: dict[str, Any]
         "benchmark": summary.benchmark.to_dict() if summary.benchmark is not None else None,
         "benchmark_name": summary.benchmark_name, "benchmark_label": summary.benchmark_label,
         "benchmark_rule": summary.benchmark_rule,
+        "risk": _risk(computed),
         "exposure": {"strategy": summary.metrics.exposure,
                      "benchmark": summary.benchmark.exposure if summary.benchmark is not None else None},
         "costs": {"commission": costs.commission, "slippage": costs.slippage, "total": costs.total,

@@ -59,6 +59,14 @@ FILES: dict[str, dict[str, Any]] = {
             "benchmark_name": "resolved benchmark: a symbol (buy and hold), equal_weight, equal_weight_hold or none",
             "benchmark_label": "how the benchmark is labelled in tables",
             "benchmark_rule": "how the benchmark is built",
+            "risk": ("risk of strategy and benchmark (null without one), from daily returns: observations; "
+                     "var_95, cvar_95, var_99, cvar_99 = historical VaR and expected shortfall, positive "
+                     "fractions = a daily loss (VaR = -r(ceil(n p)), the empirical lower p-quantile, p = 1 - "
+                     "level; CVaR = mean loss of the worst n p days, Acerbi & Tasche 2002; null when n p < 1); "
+                     "var_method; rolling = window (daily returns), windows, sharpe and volatility {last, min, "
+                     "max} (annualised, as the report's rolling charts); equity_high = distance (last equity / "
+                     "running peak - 1, fraction <= 0), peak (USD), peak_time (UTC, last time at the high), "
+                     "time_since (seconds, days, text)"),
             "exposure": "average gross exposure / equity of strategy and benchmark, fractions",
             "costs": "commission, slippage and their total over all fills, USD; fills = count",
             "trading_state": "trading state at the end: active, reducing or halted",

@@ -21,9 +21,10 @@ from core.events import TradingStateChanged
 from core.portfolio import Position
 from research.metrics import PerformanceMetrics, daily_returns
 from research.reports import charts, tables
-from research.reports.page import Section, render_page
-from research.reports.plotting import MAX_PLOT_POINTS, Figure, downsample, render
+from research.reports.page import Section, info_table, note, render_page, write_page
+from research.reports.plotting import MAX_PLOT_POINTS, Charts, downsample, render
 from research.reports.tables import format_metrics_table
+from research.risk_metrics import compute_risk_metrics
 from research.state_history import state_changes_frame, state_spells
 from research.tearsheet import ROLLING_WINDOW, drawdown_periods, relative_stats
 from research.trade_stats import cost_totals, open_positions_frame, symbol_pnl, trade_summary
@@ -42,22 +43,6 @@ def _info_value(value: Any) -> str:
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, sort_keys=True, default=str)
     return str(value)
-
-
-class _Charts:
-    """Renders figures to HTML; only the first one carries plotly.js (inline, exactly once)."""
-
-    def __init__(self) -> None:
-        self._first = True
-
-    def __call__(self, fig: Figure, div_id: str) -> str:
-        out = render(fig, div_id, include_plotlyjs=self._first)
-        self._first = False
-        return out
-
-
-def _note(text: str) -> str:
-    return f'<p class="muted">{html.escape(text)}</p>'
 
 
 def _grid(*parts: str) -> str:
@@ -85,7 +70,9 @@ def write_report(
 
     Sections, in order (each a ``<section>`` with an ``<h2>`` and listed in an index at the top):
     Metrics (headline table strategy vs benchmark ``id="metrics-table"``, alpha/beta/correlation
-    ``id="relative-table"``), Equity (``id="equity-chart"``, with REDUCING/HALTED bands and a
+    ``id="relative-table"``), Risk (daily VaR and CVaR at 95 % and 99 %, rolling Sharpe and
+    volatility summary, distance from the equity high: ``id="risk-table"``, from
+    :func:`research.risk_metrics.compute_risk_metrics`), Equity (``id="equity-chart"``, with REDUCING/HALTED bands and a
     marker per trading-state change), Drawdown (``id="drawdown-chart"``), Worst drawdowns (the
     :data:`WORST_DRAWDOWNS` deepest, ``id="drawdowns-table"``), Monthly returns
     (``id="monthly-returns"``), Yearly returns (``id="yearly-returns"``), Daily returns
@@ -149,13 +136,9 @@ def write_report(
     OSError
         If the file cannot be written.
     """
-    target = Path(path)
-    if target.is_dir():
-        target = target / "report.html"
-    target.parent.mkdir(parents=True, exist_ok=True)
     bench = benchmark if benchmark is not None and len(benchmark) and benchmark.iloc[0] > 0 else None
     ppy = metrics.periods_per_year
-    chart = _Charts()
+    chart = Charts(render)  # looked up here: the bytes-a-bar test (test_csv_writer.py) swaps research.report.render
     changes = state_changes_frame(state_changes)
     spells = state_spells(state_changes, equity.index[-1])
     returns = daily_returns(equity)
@@ -168,21 +151,32 @@ def write_report(
     sections.append(Section("section-metrics", "Metrics", _grid(
         tables.metrics_table(metrics, benchmark_metrics, benchmark_name),
         tables.relative_table(relative, benchmark_name)
-        + _note("Daily returns, risk-free rate 0. Beta = cov(r, r_b) / var(r_b); alpha = Jensen's alpha, "
-                "(1 + mean(r - beta r_b)) ^ periods per year - 1; correlation = Pearson's r."),
-    ) + _note(f"Fractions shown in percent. Ratios annualised from daily returns ({ppy:.1f} periods/year); "
-              "Sharpe (Sharpe 1994), Sortino (Sortino & Price 1994), Calmar = CAGR / max drawdown (Young 1991). "
-              f"Charts with more than {MAX_PLOT_POINTS} points are decimated (min/max per bucket).")))
+        + note("Daily returns, risk-free rate 0. Beta = cov(r, r_b) / var(r_b); alpha = Jensen's alpha, "
+               "(1 + mean(r - beta r_b)) ^ periods per year - 1; correlation = Pearson's r."),
+    ) + note(f"Fractions shown in percent. Ratios annualised from daily returns ({ppy:.1f} periods/year); "
+             "Sharpe (Sharpe 1994), Sortino (Sortino & Price 1994), Calmar = CAGR / max drawdown (Young 1991). "
+             f"Charts with more than {MAX_PLOT_POINTS} points are decimated (min/max per bucket).")))
+
+    risk = compute_risk_metrics(equity, ppy)
+    bench_risk = compute_risk_metrics(bench, benchmark_metrics.periods_per_year) if (
+        bench is not None and benchmark_metrics is not None) else None
+    sections.append(Section("section-risk", "Risk", tables.risk_table(risk, bench_risk, benchmark_name) + note(
+        f"From {risk.observations} daily returns. Historical VaR = the loss of the empirical lower p-quantile "
+        "day, -r(ceil(n p)) with p = 1 - level (Jorion, Value at Risk); CVaR (expected shortfall) = the mean loss "
+        "of the worst n p days, the boundary day weighted by its share (Acerbi & Tasche 2002); positive = a loss, "
+        "n/a when the tail holds less than one day. Rolling Sharpe and volatility over "
+        f"{risk.rolling_sharpe.window} daily returns, annualised (the charts below). Distance from the equity "
+        "high = last equity / running peak - 1.")))
 
     equity_note = (f"Shaded: time spent reducing (orange) or halted (dark red); diamonds mark the "
                    f"{len(changes)} trading-state changes (hover for the reason)." if len(changes)
                    else "The trading state stayed active throughout.")
     sections.append(Section("section-equity", "Equity", chart(
-        charts.equity_figure(equity, bench, benchmark_name, spells, changes), "equity-chart") + _note(equity_note)))
+        charts.equity_figure(equity, bench, benchmark_name, spells, changes), "equity-chart") + note(equity_note)))
     sections.append(Section("section-drawdown", "Drawdown",
                             chart(charts.drawdown_figure(equity, bench, benchmark_name), "drawdown-chart")))
     sections.append(Section("section-worst-drawdowns", "Worst drawdowns", tables.drawdowns_table(
-        drawdown_periods(equity, WORST_DRAWDOWNS)) + _note(
+        drawdown_periods(equity, WORST_DRAWDOWNS)) + note(
         "Depth: decline from the peak to the trough of the full-resolution curve (negative = below the peak). "
         "Length: calendar days from the peak to the recovery, or to the end of the run if not recovered.")))
     sections.append(Section("section-monthly", "Monthly returns",
@@ -192,7 +186,7 @@ def write_report(
     sections.append(Section("section-daily", "Daily returns", chart(
         charts.distribution_figure(returns, bench_returns, benchmark_name), "daily-returns")))
     enough = len(returns) >= ROLLING_WINDOW
-    short_note = _note(f"Needs at least {ROLLING_WINDOW} daily returns; this run has {len(returns)}.")
+    short_note = note(f"Needs at least {ROLLING_WINDOW} daily returns; this run has {len(returns)}.")
     sections.append(Section("section-rolling-sharpe", "Rolling Sharpe", chart(
         charts.rolling_sharpe_figure(returns, bench_returns, ppy, benchmark_name), "rolling-sharpe")
         if enough else short_note))
@@ -200,41 +194,34 @@ def write_report(
         charts.rolling_volatility_figure(returns, bench_returns, ppy, benchmark_name), "rolling-volatility")
         if enough else short_note))
     sections.append(Section("section-exposure", "Exposure", chart(charts.exposure_figure(exposure), "exposure-chart")
-                            if exposure is not None and len(exposure) else _note("No exposure series given.")))
+                            if exposure is not None and len(exposure) else note("No exposure series given.")))
 
     state_table, state_note = tables.state_changes_table(changes)
     final = f" Trading state at the end: {changes['current'].iloc[-1]}." if len(changes) else ""
     sections.append(Section("section-breakers", "Trading-state changes",
-                            f'<div class="scroll">{state_table}</div>' + _note(state_note + final)))
+                            f'<div class="scroll">{state_table}</div>' + note(state_note + final)))
     sections.append(Section("section-trade-stats", "Trade statistics", tables.trade_stats_table(
-        trade_summary(trades), metrics) + _note("P&L is net of commission; slippage is inside the fill prices.")))
-    sections.append(Section("section-costs", "Costs", tables.costs_table(costs, metrics.starting_equity) + _note(
+        trade_summary(trades), metrics) + note("P&L is net of commission; slippage is inside the fill prices.")))
+    sections.append(Section("section-costs", "Costs", tables.costs_table(costs, metrics.starting_equity) + note(
         "Commission and slippage summed over every fill (also fills of positions still open). Slippage = "
         "quantity x |fill price - reference price|; it is already in the fill prices and the P&L, not an extra charge.")))
     sections.append(Section("section-symbol-pnl", "P&L by symbol", '<div class="wide">' + tables.symbol_pnl_table(
-        symbol_pnl(trades, fills, open_positions)) + "</div>" + _note(
+        symbol_pnl(trades, fills, open_positions)) + "</div>" + note(
         "Closed P&L is net of commission; unrealized P&L is of positions still open at the end.")))
     sections.append(Section("section-open-positions", "Positions open at the end", (
         '<div class="wide">' + tables.open_positions_table(open_positions) + "</div>"
-        + _note("Marked at the last close of each symbol."))
-        if len(open_positions) else _note("None: every position was closed by the end of the run.")))
+        + note("Marked at the last close of each symbol."))
+        if len(open_positions) else note("None: every position was closed by the end of the run.")))
     trade_table, trade_note = tables.trade_list_table(trades)
-    sections.append(Section("section-trades", "Trades", _note(trade_note + " Click a header to sort.")
+    sections.append(Section("section-trades", "Trades", note(trade_note + " Click a header to sort.")
                             + f'<div class="scroll">{trade_table}</div>'))
     prices = [f"<h3>{html.escape(symbol)}</h3>\n" + chart(charts.price_figure(symbol, close, trades),
                                                          f"price-{_slug(symbol)}")
               for symbol, close in (closes or {}).items()]
-    sections.append(Section("section-prices", "Prices and trades", "\n".join(prices) or _note("No prices given.")))
+    sections.append(Section("section-prices", "Prices and trades", "\n".join(prices) or note("No prices given.")))
 
-    info_rows = "\n".join(
-        f"<tr><th>{html.escape(str(key))}</th><td><code>{html.escape(_info_value(value))}</code></td></tr>"
-        for key, value in (run_info or {}).items()
-    )
     n_trades = 0 if trades is None else len(trades)
     subtitle = (f"{metrics.start.isoformat()} → {metrics.end.isoformat()} (UTC) · {len(equity)} equity points · "
                 f"{n_trades} trades · {len(changes)} trading-state changes")
-    document = render_page(title, subtitle, f'<table id="run-info">\n{info_rows}\n</table>', sections)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(document, encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    info = info_table((str(key), _info_value(value)) for key, value in (run_info or {}).items())
+    return write_page(path, render_page(title, subtitle, info, sections))

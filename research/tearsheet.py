@@ -22,6 +22,7 @@ __all__ = ["ROLLING_WINDOW", "DrawdownPeriod", "RelativeStats", "drawdown_period
 ROLLING_WINDOW = 126
 """Daily returns per rolling window (about six months of US trading days)."""
 _ZERO_VAR = 1e-24  # daily-return variance below this is treated as zero (floating-point noise)
+_ZERO_STD = 1e-12  # ... and a standard deviation below this, as research.metrics does
 
 
 @dataclass(frozen=True)
@@ -288,12 +289,23 @@ class RelativeStats:
         Pearson correlation of the daily returns, in [-1, 1].
     days : int
         Number of aligned daily returns used.
+    alpha_daily : float or None
+        The CAPM regression intercept ``mean(r_s - beta * r_b)``, a fraction per day (``alpha``
+        before compounding).
+    tracking_error : float or None
+        ``std(r_s - r_b, ddof=1) * sqrt(ppy)``: annualised dispersion of the active daily return.
+    information_ratio : float or None
+        ``mean(r_s - r_b) / std(r_s - r_b, ddof=1) * sqrt(ppy)``; ``None`` when the tracking
+        error is (numerically) zero.
     """
 
     alpha: float | None
     beta: float | None
     correlation: float | None
     days: int
+    alpha_daily: float | None = None
+    tracking_error: float | None = None
+    information_ratio: float | None = None
 
 
 def relative_stats(equity: pd.Series, benchmark: pd.Series, periods_per_year: float) -> RelativeStats:
@@ -307,7 +319,10 @@ def relative_stats(equity: pd.Series, benchmark: pd.Series, periods_per_year: fl
     * ``alpha = (1 + mean(r_s - beta * r_b)) ** periods_per_year - 1`` (Jensen 1968, "The
       Performance of Mutual Funds in the Period 1945-1964"; annualised by compounding as in
       empyrical's ``alpha_beta``, which matches it to 1e-12 in the tests);
-    * ``correlation`` = Pearson's r of ``r_s`` and ``r_b``.
+    * ``correlation`` = Pearson's r of ``r_s`` and ``r_b``;
+    * of the active return ``r_s - r_b``: ``tracking_error = std(ddof=1) * sqrt(ppy)`` and
+      ``information_ratio = mean / std(ddof=1) * sqrt(ppy)`` (Grinold & Kahn 1999, "Active
+      Portfolio Management", 2nd ed.).
 
     Parameters
     ----------
@@ -321,8 +336,9 @@ def relative_stats(equity: pd.Series, benchmark: pd.Series, periods_per_year: fl
     -------
     RelativeStats
         ``None`` fields when fewer than two aligned daily returns exist or the benchmark's daily
-        returns do not vary (beta and alpha undefined); ``correlation`` is also ``None`` when the
-        strategy's returns do not vary (e.g. it never traded).
+        returns do not vary (beta and alpha undefined; the tracking error and information ratio
+        are still given then); ``correlation`` is also ``None`` when the strategy's returns do not
+        vary (e.g. it never traded).
 
     Raises
     ------
@@ -343,10 +359,14 @@ def relative_stats(equity: pd.Series, benchmark: pd.Series, periods_per_year: fl
     n = len(joined)
     if n < 2:
         return RelativeStats(None, None, None, n)
+    active = r_s - r_b
+    spread = float(np.std(active, ddof=1))
+    tracking = spread * math.sqrt(periods_per_year)
+    information = float(np.mean(active)) / spread * math.sqrt(periods_per_year) if spread > _ZERO_STD else None
     d_s, d_b = r_s - r_s.mean(), r_b - r_b.mean()
     var_b, var_s = float(np.mean(d_b * d_b)), float(np.mean(d_s * d_s))
     if var_b <= _ZERO_VAR:
-        return RelativeStats(None, None, None, n)
+        return RelativeStats(None, None, None, n, tracking_error=tracking, information_ratio=information)
     cov = float(np.mean(d_s * d_b))
     beta = cov / var_b
     alpha_daily = float(np.mean(r_s - beta * r_b))
@@ -355,4 +375,4 @@ def relative_stats(equity: pd.Series, benchmark: pd.Series, periods_per_year: fl
     except OverflowError:
         alpha = math.inf
     correlation = None if var_s <= _ZERO_VAR else max(-1.0, min(1.0, cov / math.sqrt(var_s * var_b)))
-    return RelativeStats(float(alpha), beta, correlation, n)
+    return RelativeStats(float(alpha), beta, correlation, n, alpha_daily, tracking, information)

@@ -159,6 +159,8 @@ class SqlStore(SqlQueries):
             self._dialect = self._engine.dialect.name
             self._sqlite_file = url.database if self._dialect == "sqlite" and url.database not in (
                 None, "", ":memory:") and not url.query.get("uri") else None
+            if self._sqlite_file is not None:  # like --out, a new database's folder is created
+                Path(self._sqlite_file).parent.mkdir(parents=True, exist_ok=True)
             self._migrate()
         except Exception as exc:  # driver, URL, Alembic and file errors alike
             if self._engine is not None:

@@ -22,7 +22,7 @@ def test_manifest_lists_exactly_the_bundled_files() -> None:
     listed = sorted(row["path"] for row in MANIFEST)
     present = sorted(path.relative_to(DATA).as_posix() for path in DATA.rglob("*.csv.gz"))
     assert listed == present
-    assert len(listed) == 5
+    assert len(listed) == 7  # 5 hourly equities, hourly bitcoin, daily IEF
 
 
 @pytest.mark.parametrize("row", MANIFEST, ids=[row["symbol"] for row in MANIFEST])
@@ -41,7 +41,7 @@ def test_bundled_file_loads(row: dict[str, str]) -> None:
     series = load_bars(DATA / row["path"])
     assert series.symbol == row["symbol"]
     assert len(series) == int(row["rows"])
-    assert series.timeframe_ns == NANOS_PER_HOUR
+    assert series.timeframe_ns == (24 * NANOS_PER_HOUR if "daily" in row["dataset"] else NANOS_PER_HOUR)
     assert series.sha256 == row["sha256"]
     assert int(series.ts_event[0]) == to_nanos(datetime.fromisoformat(row["first_bar_start"]))
     assert int(series.ts_event[-1]) == to_nanos(datetime.fromisoformat(row["last_bar_start"]))

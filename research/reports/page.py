@@ -6,10 +6,14 @@ No external resource is referenced: plotly.js is inlined by the first figure, th
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["CSS", "SORT_SCRIPT", "Section", "render_page"]
+from research.safe_files import write_whole
+
+__all__ = ["CSS", "SORT_SCRIPT", "Section", "info_table", "note", "paragraph", "render_page", "write_page"]
 
 CSS = """
 body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 24px auto;
@@ -131,3 +135,50 @@ def render_page(title: str, subtitle: str, header: str, sections: Sequence[Secti
     # one join of the parts: the document is the only copy of the sections' text made here (the
     # charts' text is megabytes: plotly.js alone is 4.8 MB)
     return "".join(parts)
+
+
+def paragraph(text: str, klass: str = "", ident: str = "") -> str:
+    """Return ``text`` (escaped here) as a ``<p>``, with ``class`` and ``id`` attributes when given.
+
+    Examples
+    --------
+    >>> paragraph("a < b", "muted", "why")
+    '<p class="muted" id="why">a &lt; b</p>'
+    """
+    attrs = (f' class="{klass}"' if klass else "") + (f' id="{ident}"' if ident else "")
+    return f"<p{attrs}>{html.escape(text)}</p>"
+
+
+def note(text: str) -> str:
+    """Return an explanatory note under a table or chart: a muted :func:`paragraph`."""
+    return paragraph(text, "muted")
+
+
+def info_table(rows: Iterable[tuple[str, str]], sep: str = "\n") -> str:
+    """Return the run-information table of a page header (``id="run-info"``): one row per
+    (name, value), the value as code, both escaped here; rows joined by ``sep``.
+
+    Examples
+    --------
+    >>> info_table([("run", "r1")], sep="")
+    '<table id="run-info"><tr><th>run</th><td><code>r1</code></td></tr></table>'
+    """
+    body = sep.join(f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(v)}</code></td></tr>" for k, v in rows)
+    return f'<table id="run-info">{sep}{body}{sep}</table>'
+
+
+def write_page(path: str | os.PathLike[str], document: str) -> Path:
+    """Write an HTML ``document`` to ``path`` whole (:func:`research.safe_files.write_whole`) and
+    return the path written: ``report.html`` inside ``path`` when it is a folder; missing parent
+    folders are created.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written.
+    """
+    target = Path(path)
+    if target.is_dir():
+        target = target / "report.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return write_whole(target, document)

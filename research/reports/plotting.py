@@ -13,6 +13,7 @@ arrays are sent as base64 typed arrays (:func:`typed`), as plotly itself does fo
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal
 
@@ -23,8 +24,8 @@ import plotly.io as pio
 Figure = dict[str, Any]
 """A plotly figure as a dict: ``{"data": [trace dicts], "layout": {...}}``."""
 
-__all__ = ["LOG_AXIS_RATIO", "MAX_PLOT_POINTS", "PLOT_CONFIG", "Figure", "axis", "downsample", "figure", "log_axis", "plot_times",
-           "render", "spans_orders_of_magnitude", "typed"]
+__all__ = ["LOG_AXIS_RATIO", "MAX_PLOT_POINTS", "PLOT_CONFIG", "Charts", "Figure", "axis", "downsample", "figure", "log_axis",
+           "plot_times", "render", "spans_orders_of_magnitude", "typed"]
 
 MAX_PLOT_POINTS = 5000
 """Largest number of points plotted per curve; longer curves are decimated by :func:`downsample`."""
@@ -251,3 +252,34 @@ def render(fig: Figure, div_id: str, include_plotlyjs: bool) -> str:
     """Return the figure as an HTML ``<div>`` plus script (plotly.js inlined when asked)."""
     return str(pio.to_html(fig, full_html=False, include_plotlyjs=include_plotlyjs, div_id=div_id,
                            config=PLOT_CONFIG, include_mathjax=False, validate=False))
+
+
+class Charts:
+    """Render one page's figures in page order; only the first carries plotly.js (inline, once).
+
+    A report is one self-contained file: plotly.js (about 4.8 MB) is inlined by the first figure
+    and every later one uses it, so no page loads anything from the network or carries it twice.
+
+    Parameters
+    ----------
+    renderer : callable, default :func:`render`
+        ``renderer(fig, div_id, include_plotlyjs=...)`` returning HTML; a page passes its own
+        module's ``render`` so a test can swap it there.
+
+    Examples
+    --------
+    >>> chart = Charts()
+    >>> first, second = (chart(figure([], "t"), f"c{k}") for k in (1, 2))
+    >>> len(first) > 1_000_000, len(second) < 10_000
+    (True, True)
+    """
+
+    def __init__(self, renderer: Callable[..., str] = render) -> None:
+        self._render = renderer
+        self._first = True
+
+    def __call__(self, fig: Figure, div_id: str) -> str:
+        """Return ``fig`` as HTML in a ``<div id="div_id">``."""
+        out = self._render(fig, div_id, include_plotlyjs=self._first)
+        self._first = False
+        return out

@@ -18,11 +18,12 @@ import pandas as pd
 from research.metrics import PerformanceMetrics
 from research.reports.formatting import (NOT_AVAILABLE, fmt_days, fmt_duration, fmt_num, fmt_pct, fmt_time,
                                          fmt_usd)
+from research.risk_metrics import RiskMetrics
 from research.tearsheet import DrawdownPeriod, RelativeStats
 from research.trade_stats import CostTotals, TradeSummary, holding_times
 
 __all__ = ["MAX_STATE_ROWS", "MAX_TRADE_ROWS", "Column", "costs_table", "drawdowns_table", "format_metrics_table",
-           "html_table", "metrics_table", "open_positions_table", "relative_table", "state_changes_table",
+           "html_table", "metrics_table", "open_positions_table", "relative_table", "risk_table", "state_changes_table",
            "symbol_pnl_table", "trade_list_table", "trade_stats_table"]
 
 MAX_TRADE_ROWS = 5000
@@ -160,6 +161,32 @@ def relative_table(stats: RelativeStats | None, benchmark_name: str) -> str:
     rows = [("Alpha (annualised)", fmt_pct(s.alpha)), ("Beta", fmt_num(s.beta)),
             ("Correlation", fmt_num(s.correlation)), ("Daily returns compared", str(s.days))]
     return html_table("relative-table", [Column("Statistic"), Column(f"vs {benchmark_name}")], rows)
+
+
+def _risk_cells(risk: RiskMetrics) -> list[tuple[str, str]]:
+    rows = []
+    for tail in risk.tails:
+        level = f"{tail.level * 100:g}%"
+        rows += [(f"Daily VaR {level} (historical)", fmt_pct(tail.var)),
+                 (f"Daily CVaR {level} (expected shortfall)", fmt_pct(tail.cvar))]
+    sharpe, vol, high = risk.rolling_sharpe, risk.rolling_volatility, risk.high
+    rows += [("Rolling Sharpe, last", fmt_num(sharpe.last)), ("Rolling Sharpe, lowest", fmt_num(sharpe.min)),
+             ("Rolling Sharpe, highest", fmt_num(sharpe.max)), ("Rolling volatility, last", fmt_pct(vol.last)),
+             ("Rolling volatility, lowest", fmt_pct(vol.min)), ("Rolling volatility, highest", fmt_pct(vol.max)),
+             ("Distance from the equity high", fmt_pct(high.distance)), ("Equity high", fmt_usd(high.peak)),
+             ("Equity high reached (UTC)", fmt_time(high.peak_time)), ("Time since the high", fmt_duration(high.since)),
+             ("Daily returns", str(risk.observations))]
+    return rows
+
+
+def risk_table(risk: RiskMetrics, benchmark_risk: RiskMetrics | None, benchmark_name: str) -> str:
+    """Return the risk table (``id="risk-table"``), strategy vs benchmark: daily VaR and CVaR at each
+    level (losses as positive percent), rolling Sharpe and volatility (last, lowest, highest), the
+    distance from the equity high and the time since it."""
+    strategy = _risk_cells(risk)
+    bench = dict(_risk_cells(benchmark_risk)) if benchmark_risk is not None else {}
+    rows = [(label, value, bench.get(label, NOT_AVAILABLE)) for label, value in strategy]
+    return html_table("risk-table", [Column("Risk"), Column("Strategy", True), Column(benchmark_name, True)], rows)
 
 
 def trade_stats_table(summary: TradeSummary, metrics: PerformanceMetrics) -> str:

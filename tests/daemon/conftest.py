@@ -10,12 +10,15 @@ PostgreSQL comes from the shared ``postgres_url`` fixture (tests/conftest.py), n
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from click.testing import Result
 from typer.testing import CliRunner
+from typer.testing import Result as CliResult
 
 from daemon.cli import app
 
@@ -53,3 +56,25 @@ def spy_rows(year: str = "2019", n: int = 200) -> tuple[str, list[str]]:
 def write_csv(path: Path, header: str, rows: list[str]) -> Path:
     path.write_text("\n".join([header, *rows]) + "\n")
     return path
+
+
+def invoke(*args: object, **env: str) -> CliResult:
+    """Run ``tradingd *args`` in-process, as :func:`cli` does, where a fixture of wider scope than a
+    test needs it."""
+    return CliRunner().invoke(app, [str(a) for a in args], prog_name="tradingd",
+                              env={"COLUMNS": "200", "TERMINAL_WIDTH": "200", **env})
+
+
+class Replayed(NamedTuple):
+    """A finished replay: its output folder, its run id and the state database holding it."""
+
+    folder: Path
+    run_id: str
+    db: str
+
+
+def replay_into(out: Path, db: str, *args: object) -> Replayed:
+    """``tradingd replay *args --out out --db db --no-progress``, which must succeed."""
+    result = invoke("replay", *args, "--out", out, "--db", db, "--no-progress")
+    assert result.exit_code == 0, result.output
+    return Replayed(out, json.loads((out / "metrics.json").read_text())["run"]["run_id"], db)

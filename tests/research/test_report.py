@@ -158,7 +158,7 @@ def test_equity_axis_turns_logarithmic_when_the_curves_span_orders_of_magnitude(
 # --- tear-sheet sections -------------------------------------------------------------------------
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "us_equity_1hour_adjusted"
-SECTION_IDS = ["section-metrics", "section-equity", "section-drawdown", "section-worst-drawdowns", "section-monthly",
+SECTION_IDS = ["section-metrics", "section-risk", "section-equity", "section-drawdown", "section-worst-drawdowns", "section-monthly",
                "section-yearly", "section-daily", "section-rolling-sharpe", "section-rolling-volatility",
                "section-exposure", "section-breakers", "section-trade-stats", "section-costs", "section-symbol-pnl",
                "section-open-positions", "section-trades", "section-prices"]
@@ -383,7 +383,7 @@ def test_report_has_every_tear_sheet_section(tmp_path, small_run):
     for section in SECTION_IDS:
         assert f'<section id="{section}">' in text and f'href="#{section}"' in text
     for div in ("equity-chart", "drawdown-chart", "monthly-returns", "yearly-returns", "daily-returns",
-                "exposure-chart", "price-aapl", "price-brk-b", "metrics-table", "relative-table", "drawdowns-table",
+                "exposure-chart", "price-aapl", "price-brk-b", "metrics-table", "relative-table", "risk-table", "drawdowns-table",
                 "breaker-events", "trade-stats", "costs-table", "symbol-pnl", "open-positions", "trade-list"):
         assert f'id="{div}"' in text, div
     assert text.count(PLOTLY_JS_HEAD) == 1

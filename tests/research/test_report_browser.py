@@ -9,24 +9,20 @@ playwright``, never ``playwright install``, which would download a browser build
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from playwright.sync_api import sync_playwright
 
 from research.benchmark import buy_and_hold
 from research.frames import closes_series, equity_frame, fills_frame, trades_frame
 from research.metrics import compute_metrics
 from research.report import write_report
 from risk.config import RiskConfig
+from tests.browser_support import chromium, open_report
 from tests.support import load_two_symbols, replay
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-HEADINGS = ["Metrics", "Equity", "Drawdown", "Worst drawdowns", "Monthly returns", "Yearly returns", "Daily returns",
+HEADINGS = ["Metrics", "Risk", "Equity", "Drawdown", "Worst drawdowns", "Monthly returns", "Yearly returns", "Daily returns",
             "Rolling Sharpe", "Rolling volatility", "Exposure", "Trading-state changes", "Trade statistics", "Costs",
             "P&L by symbol", "Positions open at the end", "Trades", "Prices and trades"]
 
@@ -46,7 +42,7 @@ def report(tmp_path_factory) -> tuple[Path, int, int]:
     equity = pd.Series(eq["equity"].to_numpy(), index=pd.DatetimeIndex(eq["time"]))
     exposure = pd.Series(eq["exposure"].to_numpy(), index=equity.index)
     closes = closes_series(result)
-    bench = buy_and_hold(closes, result.starting_cash, equity.index)
+    bench = buy_and_hold(closes, result.starting_cash, pd.DatetimeIndex(equity.index))
     path = write_report(tmp_path_factory.mktemp("report") / "report.html", equity, bench,
                         compute_metrics(equity, trades=trades, fills=fills, exposure=exposure),
                         compute_metrics(bench), trades, closes, "tradingd replay: sma_cross",
@@ -57,32 +53,16 @@ def report(tmp_path_factory) -> tuple[Path, int, int]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        found = shutil.which("chromium")
-        pytest.fail(f"{CHROMIUM} is missing (found: {found}); install Debian's browser: apt-get install -y chromium")
-    profile = tmp_path_factory.mktemp("chromium-profile")  # fresh user-data dir: no state from other runs
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1280, "height": 900})
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context
 
 
 @pytest.fixture(scope="module")
 def loaded(report, browser):
     """The report opened once in Chromium, with every console error, page error and request seen."""
-    page = browser.new_page()
-    seen: dict[str, list[str]] = {"problems": [], "requests": []}
-    page.on("console", lambda msg: seen["problems"].append(f"console {msg.type}: {msg.text}")
-            if msg.type == "error" else None)
-    page.on("pageerror", lambda error: seen["problems"].append(f"page error: {error}"))
-    page.on("request", lambda request: seen["requests"].append(request.url))
-    page.goto(report[0].as_uri(), wait_until="load")
-    yield page, seen
-    page.close()
+    opened = open_report(browser, report[0])
+    yield opened.page, {"problems": opened.problems, "requests": opened.requests}
+    opened.page.close()
 
 
 def _column(page, table: str, column: int) -> list[str]:

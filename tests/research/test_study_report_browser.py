@@ -10,24 +10,19 @@ install``, which would download a browser build).
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
-from playwright.sync_api import sync_playwright
 
 from backtest.spec import RunSpec
 from research.optimize import StudyData, TrialFilters, run_study
 from research.reports.study_page import write_study_report
 from research.search_space import parse_space
 from research.walk_forward import walk_forward
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.browser_support import chart_ids, chromium, open_report
 SPY = Path(__file__).resolve().parents[2] / "data" / "us_equity_1hour_adjusted" / "SPY.csv.gz"
 BASE = RunSpec(strategy="sma_cross")
 FEW = TrialFilters(min_trades=3)
@@ -65,34 +60,15 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        found = shutil.which("chromium")
-        pytest.fail(f"{CHROMIUM} is missing (found: {found}); install Debian's browser: apt-get install -y chromium")
-    profile = tmp_path_factory.mktemp("chromium-profile")  # fresh user-data dir: no state from other runs
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1280, "height": 900})
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context
 
 
 def _open(browser, path: Path, charts: list[str]):
     """Open ``path``, wait until every chart is drawn; return (page, problems, requests)."""
-    page = browser.new_page()
-    problems: list[str] = []
-    requests: list[str] = []
-    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("request", lambda request: requests.append(request.url))
-    page.goto(path.as_uri(), wait_until="load")
-    ids = page.eval_on_selector_all(".plotly-graph-div", "ds => ds.map(d => d.id)")
-    assert sorted(ids) == sorted(charts)
-    page.wait_for_function("n => document.querySelectorAll('.plotly-graph-div .main-svg').length >= n",
-                           arg=len(charts), timeout=30_000)
-    return page, problems, requests
+    opened = open_report(browser, path)
+    assert sorted(chart_ids(opened.page)) == sorted(charts)
+    return opened.page, opened.problems, opened.requests
 
 
 @pytest.fixture(scope="module")

@@ -313,9 +313,14 @@ def test_unreachable_database_names_url_and_cause() -> None:
     assert "OperationalError" in message
 
 
-def test_sqlite_file_in_missing_directory(tmp_path) -> None:
+def test_sqlite_file_in_missing_directory_is_created_like_an_output_folder(tmp_path) -> None:
+    path = tmp_path / "missing" / "deeper" / "x.db"
+    with SqlStore(StoreConfig(database_url=f"sqlite:///{path}")) as store:
+        store.start_run("r1", "replay", "s", {}, "c", "d", 1)
+    assert path.is_file()
+    (tmp_path / "file").write_text("")  # a parent that is a file cannot hold it: a clear error
     with pytest.raises(StoreError, match="cannot open store: sqlite:///"):
-        SqlStore(StoreConfig(database_url=f"sqlite:///{tmp_path / 'missing' / 'x.db'}"))
+        SqlStore(StoreConfig(database_url=f"sqlite:///{tmp_path / 'file' / 'x.db'}"))
 
 
 def test_config_is_frozen_and_strict() -> None:
