@@ -29,19 +29,21 @@ from research.search_space import Dimension, SearchSpace, SpaceError, TrialSetup
 from research.trial_cache import TrialCache, cache_key
 from strategies.registry import StrategyConfigError, build_strategy
 
-__all__ = ["MAX_SKIPS", "StudyLoop", "make_sampler"]
+__all__ = ["MAX_SKIPS", "StudyLoop", "make_sampler", "optuna_distribution"]
 
 MAX_SKIPS = 1_000
 """Samples in a row breaking the constraints after which a study gives up."""
 
 
-def _distribution(dim: Dimension) -> BaseDistribution:
+def optuna_distribution(dim: Dimension) -> BaseDistribution:
+    """The Optuna distribution of one search-space dimension (a log-scaled float has no step:
+    Optuna refuses both)."""
     if dim.kind == "categorical":
         return CategoricalDistribution(dim.choices)
     assert dim.low is not None and dim.high is not None
     if dim.kind == "int":
         return IntDistribution(int(dim.low), int(dim.high), step=int(dim.step or 1), log=dim.log)
-    return FloatDistribution(float(dim.low), float(dim.high), step=dim.step, log=dim.log)
+    return FloatDistribution(float(dim.low), float(dim.high), step=None if dim.log else dim.step, log=dim.log)
 
 
 _MODEL_BASED = frozenset({"tpe", "cmaes"})
@@ -87,7 +89,7 @@ class StudyLoop:
         self.base, self.space, self.data, self.study, self.cache = base, space, data, study, cache
         self.filters, self.objectives, self.method = filters, objectives, method
         self.prune_fraction, self.seed, self.target, self.progress = prune_fraction, seed, target, progress
-        self.distributions = {d.key: _distribution(d) for d in space.dimensions}
+        self.distributions = {d.key: optuna_distribution(d) for d in space.dimensions}
         self.in_flight: dict[int, tuple[optuna.trial.Trial, str | None]] = {}
         self.replays = self.cache_hits = self.skipped = self.new = 0
         self.replay_s = 0.0

@@ -36,6 +36,7 @@ from research.rerun import error_text, quiet_replay
 from research.stress import StressScenario, stress_series
 from research.walk_forward import TradeFrom, window_data
 from strategies.registry import build_strategy
+from strategies.wrapper import WrappedStrategy
 
 __all__ = ["DelayedEntries", "Variant", "VariantData", "VariantResult", "replay_variant", "run_variants", "warm_start",
            "warmup_bars"]
@@ -46,7 +47,7 @@ VariantData = Mapping[str, Sequence[BarSeries]]
 _WINDOW_PARAMS = ("fast", "slow", "period", "window", "lookback")
 
 
-class DelayedEntries:
+class DelayedEntries(WrappedStrategy):
     """A strategy whose entries reach the market one bar late; exits are unchanged.
 
     Every bar goes to ``inner``. Its entry intents (not ``reduce_only``) are held and emitted on
@@ -67,17 +68,8 @@ class DelayedEntries:
     """
 
     def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.strategy_id: str = inner.strategy_id
+        super().__init__(inner)
         self._held: dict[str, list[OrderIntent]] = {}
-
-    @property
-    def params(self) -> Any:
-        return self.inner.params
-
-    @property
-    def uses_learner(self) -> bool:
-        return bool(self.inner.uses_learner)
 
     def on_bar(self, ctx: Any, bar: Bar) -> Sequence[OrderIntent]:
         released = self._held.pop(bar.symbol, [])

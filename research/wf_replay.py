@@ -17,21 +17,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alerts.sinks import MemoryAlertSink
-from backtest.replay import ReplayResult, run_replay
+from backtest.replay import ReplayResult
 from backtest.spec import RunSpec
 from core.events import Bar
 from core.intents import OrderIntent
 from research.metrics import compute_metrics
 from research.optimize import METRIC_KEYS, StudyData
-from research.study_stats import DiscardStore
+from research.rerun import quiet_replay
 from research.wf_windows import FoldWindow, slice_series
 from strategies.registry import build_strategy
+from strategies.wrapper import WrappedStrategy
 
 __all__ = ["OosRun", "TradeFrom", "cut_curve", "replay_oos", "stitch", "window_metrics"]
 
 
-class TradeFrom:
+class TradeFrom(WrappedStrategy):
     """A strategy that sees every bar but trades only from ``start_ns`` on.
 
     Every bar goes to ``inner`` (its indicators and state stay warm); its intents pass only for
@@ -47,17 +47,8 @@ class TradeFrom:
     """
 
     def __init__(self, inner: Any, start_ns: int) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.start_ns = start_ns
-        self.strategy_id: str = inner.strategy_id
-
-    @property
-    def params(self) -> Any:
-        return self.inner.params
-
-    @property
-    def uses_learner(self) -> bool:
-        return bool(self.inner.uses_learner)
 
     def on_bar(self, ctx: Any, bar: Bar) -> Sequence[OrderIntent]:
         intents = self.inner.on_bar(ctx, bar)
@@ -114,11 +105,8 @@ def replay_oos(data: StudyData, spec: RunSpec, timeframe: str | None, window: Fo
     try:
         if strategy is None:
             strategy = TradeFrom(build_strategy(spec.strategy, spec.params), window.oos_start)
-        alerts = MemoryAlertSink()
-        result = run_replay(series, spec, store=DiscardStore(), alerts=alerts, strategy=strategy,
-                            run_id=f"oos-{window.index}")
-        error = "" if result.strategy_enabled else next(
-            (text for _, title, text, _ in alerts.alerts if "disabled" in title), "the strategy was disabled")
+        result, crash = quiet_replay(series, spec, f"oos-{window.index}", strategy)
+        error = crash or ""
     except Exception as exc:  # a fold that cannot replay stays in cash and says why
         reason = f"{type(exc).__name__}: {exc}"
         flat = [cut_curve(np.array([], dtype=np.int64), np.array([]), window.oos_start, end, cash)

@@ -350,7 +350,7 @@ class ReconcileReport:
         """One line for people: OK or MISMATCH, with the numbers."""
         n = len(self.differences)
         if self.ok:
-            return (f"OK: no difference with the broker" if n == 0 else
+            return ("OK: no difference with the broker" if n == 0 else
                     f"OK: {n} difference{'s' if n != 1 else ''} with the broker, all explained")
         bad = len(self.unexplained)
         return f"MISMATCH: {bad} unexplained difference{'s' if bad != 1 else ''} of {n} ({self.halt_reason()})"

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from research.optimize_loop import optuna_distribution
 from research.reports.study_format import param_name
 from research.reports.study_landscape import Landscape
-from research.search_space import Dimension, SearchSpace
+from research.search_space import SearchSpace
 
 __all__ = ["ParameterImportance", "parameter_importance"]
 
@@ -47,15 +47,6 @@ class ParameterImportance:
     eta_squared: float
 
 
-def _distribution(dim: Dimension) -> BaseDistribution:
-    if dim.kind == "categorical":
-        return CategoricalDistribution(dim.choices)
-    assert dim.low is not None and dim.high is not None
-    if dim.kind == "int":
-        return IntDistribution(int(dim.low), int(dim.high), step=int(dim.step or 1), log=dim.log)
-    return FloatDistribution(float(dim.low), float(dim.high), step=None if dim.log else dim.step, log=dim.log)
-
-
 def _ped_anova(land: Landscape, space: SearchSpace) -> tuple[dict[str, float] | None, str]:
     """PED-ANOVA importances (None and why when they cannot be computed)."""
     n = len(land.trials)
@@ -63,7 +54,7 @@ def _ped_anova(land: Landscape, space: SearchSpace) -> tuple[dict[str, float] | 
     if n < 4 or not varied:
         return None, f"PED-ANOVA needs at least 4 scored trials and a varied parameter ({n} trials)"
     dims = {d.key: d for d in space.dimensions}
-    distributions = {k: _distribution(dims[k]) for k in land.keys if k in dims}
+    distributions = {k: optuna_distribution(dims[k]) for k in land.keys if k in dims}
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line per report
     try:

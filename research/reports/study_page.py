@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from research.optimize import METRIC_KEYS, StudyData, StudyResult
+from research.optimize import StudyData, StudyResult
 from research.reports.formatting import NOT_AVAILABLE
 from research.reports.page import Section, render_page
 from research.reports.plotting import Figure, render

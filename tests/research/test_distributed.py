@@ -34,7 +34,7 @@ from daemon.cli import app as tradingd
 from research.distributed import DaskExecutor, bars_received, data_fingerprint, parse_dask_address
 from research.optimize import (OptimizeError, StudyData, StudyProgress, TrialFilters, TrialRecord, TrialTask, open_study_storage,
                                require_shared_storage, run_study)
-from research.optimize import _Inline
+from research.optimize_executors import _Inline
 from research.search_space import parse_space
 from state import SqlStore, StoreConfig
 
