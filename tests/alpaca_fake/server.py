@@ -248,7 +248,12 @@ class FakeAlpaca:
         asyncio.set_event_loop(loop)
         try:
             loop.run_forever()
-        finally:
+        finally:  # tasks still pending (a socket's writer) end here, not at garbage collection
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
     async def _serve(self) -> int:
@@ -709,8 +714,8 @@ class FakeAlpaca:
                     self._on_data_message(client, msg.data)
         finally:
             self._clients.discard(client)
-            if not client.closed:
-                client.closed = True
+            client.closed = True
+            if not client.writer.done():  # also a writer whose failed send left it waiting on the outbox
                 client.writer.cancel()
         return ws
 
