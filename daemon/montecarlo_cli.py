@@ -29,7 +29,9 @@ FILES = ("report.html", "montecarlo.json", "paths_quantiles.csv", "simulations.c
 
 def montecarlo(
     run: RunArgument,
-    sims: Annotated[int, typer.Option(metavar="N", help="Simulations per method.")] = 5000,
+    sims: Annotated[int, typer.Option(
+        metavar="N", help="Simulations per method; below 100 the verdict is \"not acceptable: not enough "
+                          "simulations\".")] = 5000,
     seed: Annotated[int, typer.Option(metavar="N", help="Seed of numpy's default_rng: same seed, same numbers.")] = 7,
     ruin: Annotated[float, typer.Option(
         metavar="FRACTION", help="Loss of starting equity that counts as ruin (0.5 = equity halves at some "
@@ -96,32 +98,49 @@ def _write(result: "MonteCarloResult", out_dir: Path) -> list[str]:
 def _print(result: "MonteCarloResult", elapsed: float) -> None:
     from rich.table import Table
 
-    from research.monte_carlo import quantiles
+    from research.monte_carlo import LOWER_BOUNDS, TRADE_METHODS, quantiles
     from research.reports.formatting import fmt_num, fmt_pct
     from research.reports.monte_carlo_page import LABELS
 
-    table = Table(title="Outcomes: median [90% interval: p5, p95]", title_justify="left")
-    for header in ("method", "total return", "max drawdown", "Sharpe"):
-        table.add_column(header, justify="left" if header == "method" else "right")
-    for name, s in result.simulations.items():
-        cells = []
-        for key, percent in (("total_return", True), ("max_drawdown", True), ("sharpe", False)):
-            q = quantiles(getattr(s, key))
-            def fmt(value: float | None, percent: bool = percent) -> str:
-                return fmt_pct(value, 1) if percent else fmt_num(value)
+    def fmt(value: float | None, percent: bool) -> str:
+        return fmt_pct(value, 1) if percent else fmt_num(value)
 
-            cells.append(f"{fmt(q['p50'])} [{fmt(q['p5'])}, {fmt(q['p95'])}]")
-        table.add_row(LABELS[name], *cells)
+    outcomes = (("total_return", "total return", True), ("max_drawdown", "max drawdown", True),
+                ("sharpe", "Sharpe", False))
+    table = Table(title="Outcomes: median [90% interval: p5, p95]; actual: the run's own value on the same basis",
+                  title_justify="left")
+    table.add_column("method")
+    table.add_column("basis")
+    for _, header, _ in outcomes:
+        table.add_column(header, justify="right")
+        table.add_column("actual", justify="right", style="dim")
+    for name, s in result.simulations.items():
+        actual = result.actual_for(name)
+        cells = [LABELS[name], "trades" if name in TRADE_METHODS else "days"]
+        for key, _, percent in outcomes:
+            q = quantiles(getattr(s, key))
+            cells += [f"{fmt(q['p50'], percent)} [{fmt(q['p5'], percent)}, {fmt(q['p95'], percent)}]",
+                      fmt(actual[key], percent)]
+        table.add_row(*cells)
     console.print(table)
+    console.print(f"Basis trades: the closed trades' returns on account compounded (Sharpe per trade x "
+                  f"sqrt({result.trades_per_year:.1f} trades a year)); days: the daily equity (Sharpe of daily "
+                  f"returns x sqrt({result.days_per_year:.1f} days a year)); the two Sharpes are not comparable.",
+                  highlight=False, soft_wrap=True)
     ruin, method = result.risk_of_ruin()
     console.print(f"Risk of ruin (losing {result.ruin:.0%} at some point): {fmt_pct(ruin)} ({LABELS[method]})",
                   highlight=False)
     probs, limits = result.breaker_probabilities(), result.limits
-    trips = [f"{name} {fmt_pct(probs[name])} (limit {value})" for name, value in (
-        ("max_drawdown", fmt_pct(limits["max_drawdown"])), ("daily_loss", fmt_pct(limits["daily_loss_limit"])),
-        ("consecutive_losses", "n/a" if limits["max_consecutive_losses"] is None
-         else f"{limits['max_consecutive_losses']:g}"))]
+    trips = [f"{name} {'at least ' if name in LOWER_BOUNDS and probs[name] is not None else ''}{fmt_pct(probs[name])} "
+             f"(limit {limit})" for name, limit in (
+                 ("max_drawdown", fmt_pct(limits["max_drawdown"])),
+                 ("daily_loss", fmt_pct(limits["daily_loss_limit"])),
+                 ("consecutive_losses", "n/a" if limits["max_consecutive_losses"] is None
+                  else f"{limits['max_consecutive_losses']:g}"))]
     console.print("Circuit-breaker trip probability: " + "; ".join(trips), highlight=False, soft_wrap=True)
+    console.print("  (max_drawdown and daily_loss are lower bounds: the daily bootstrap sees close-to-close UTC daily "
+                  "returns, the breakers trip intraday against the high-water mark and the day's start equity)",
+                  highlight=False, soft_wrap=True, style="dim")
     ok, reason = result.verdict()
     console.print(f"[{'green' if ok else 'red'}]{escape(reason)}[/]", highlight=False, soft_wrap=True)
     console.print(f"{result.sims:,} simulations x {len(result.simulations)} methods in {elapsed:.2f} s",

@@ -48,11 +48,19 @@ def _session(store: Any, row: dict[str, Any]) -> "PaperSession":
                        index=pd.DatetimeIndex(pd.to_datetime([s.ts for s in snapshots], unit="ns", utc=True)))
     equity = equity[~equity.index.duplicated(keep="last")]
     bars = paper_bars(entry["payload"]["bar"] for entry in store.journal(row["id"]) if entry["kind"] == "Bar")
-    changes = [{"time": pd.Timestamp(c["ts"], unit="ns", tz="UTC").isoformat(), "previous": c["previous"].value,
-                "current": c["state"].value, "reason": c["reason"]} for c in store.run_state_changes(row["id"])]
     return PaperSession(session_id=row["id"], account=row["account"] or "",
                         mode=str(binding["mode"]) if binding else "unknown", strategy=row["strategy_id"],
-                        params=dict(row["params"] or {}), equity=equity, bars=bars, state_changes=changes)
+                        params=dict(row["params"] or {}), equity=equity, bars=bars,
+                        state_changes=_state_changes(store, row["id"]))
+
+
+def _state_changes(store: Any, run_id: str) -> list[dict[str, Any]]:
+    """A run's trading-state changes as the checklist reads them: ``time`` ISO UTC (the store
+    keeps epoch ns), states as text."""
+    import pandas as pd
+
+    return [{"time": pd.Timestamp(c["ts"], unit="ns", tz="UTC").isoformat(), "previous": c["previous"].value,
+             "current": c["state"].value, "reason": c["reason"]} for c in store.run_state_changes(run_id)]
 
 
 def _read_database(state: "StoreConfig", strategy: str, run: "FinishedRun | None",
@@ -73,10 +81,7 @@ def _read_database(state: "StoreConfig", strategy: str, run: "FinishedRun | None
         with SqlStore(state) as store:
             rows = [r for r in store.find_runs(kinds=["live"]) if r["strategy_id"] == strategy]
             sessions = [_session(store, r) for r in reversed(rows)]  # oldest first
-            changes = None
-            if run is not None and run.folder is None:
-                changes = [{"time": str(c["ts"]), "previous": c["previous"].value, "current": c["state"].value,
-                            "reason": c["reason"]} for c in store.run_state_changes(run.run_id)]
+            changes = _state_changes(store, run.run_id) if run is not None and run.folder is None else None
     except StoreError as exc:
         if explicit:
             _fail(str(exc))

@@ -36,7 +36,7 @@ from backtest.sources import BarSeries
 from backtest.spec import RunSpec
 from core.clock import Clock
 from core.ports import Decision
-from core.time import format_timeframe, to_nanos
+from core.time import format_timeframe, iso, to_nanos
 from daemon.config import AppConfig
 from research.output import OUTPUT_FILES, ReplaySummary, summarize, write_outputs
 from state.config import StoreConfig
@@ -234,6 +234,7 @@ def run_replay_job(config: AppConfig, series: list[BarSeries], out_dir: Path | N
                         "signals": config.signals.model_dump(mode="json"),
                         "data": {"start": _iso(config.data.start), "end": _iso(config.data.end),
                                  "timeframe": config.data.timeframe},
+                        "equity_span": _equity_span(result),
                         "out_dir": str(Path(out_dir).resolve()) if out_dir is not None else None}
             benchmark = config.output.benchmark
             if out_dir is not None:
@@ -296,6 +297,20 @@ def _interrupted(store: SqlStore, run_id: str, signum: int, done: int, total: in
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(timezone.utc).isoformat()
+
+
+def _equity_span(result: ReplayResult) -> dict[str, str] | None:
+    """The first and last bar end of the equity curve (ISO UTC), ``None`` for a run of no bar.
+
+    The database keeps one equity snapshot per ``[replay] snapshot_interval`` (the last point of
+    each), so a run read back from it lacks the curve's first point; that point is the starting
+    cash: an order is submitted at the earliest at the first bar's end and fills only on a bar
+    that starts at or after its submission (``backtest.broker``), so nothing has filled or been
+    marked by then. :func:`research.finished_run.run_from_rows` puts it back from this field.
+    """
+    if not len(result.equity_ts):
+        return None
+    return {"first": iso(int(result.equity_ts[0])), "last": iso(int(result.equity_ts[-1]))}
 
 
 def _write_outputs_staged(result: ReplayResult, out_dir: Path, run_info: dict[str, Any], report: bool,

@@ -44,15 +44,18 @@ from research.risk_metrics import equity_high
 from research.safe_files import json_safe
 from research.tearsheet import relative_stats
 
-__all__ = ["BENCHMARK_JSON", "EQUITY_CSV", "MONTHLY_CSV", "NO_COSTS", "STRATEGY", "BenchmarkResult", "Comparison",
-           "CurveStats", "VersusStats", "build_benchmarks", "compare", "coverage", "curve_stats", "favourable",
-           "find_symbol", "monthly_table", "versus", "write_comparison_files"]
+__all__ = ["BENCHMARK_JSON", "EQUITY_CSV", "FULL_COVERAGE", "MONTHLY_CSV", "NO_COSTS", "STRATEGY", "BenchmarkResult",
+           "Comparison", "CurveStats", "VersusStats", "build_benchmarks", "compare", "coverage", "curve_stats",
+           "favourable", "find_symbol", "monthly_table", "partial_coverage_note", "versus", "write_comparison_files"]
 
 STRATEGY = "strategy"
 """Column and key naming the strategy in the files."""
 BENCHMARK_JSON, EQUITY_CSV, MONTHLY_CSV = "benchmark.json", "benchmark_equity.csv", "monthly_returns.csv"
 NO_COSTS = ("Benchmarks trade fractional shares at the last known close with no commission and no slippage; idle "
             "cash earns nothing. The strategy's curve is net of its costs.")
+FULL_COVERAGE = 0.99
+"""Share of the run's period the primary benchmark's closes must span for the comparison to be
+stated without a caution (a daily series on an hourly run ends a few hours short of it)."""
 
 
 @dataclass(frozen=True)
@@ -167,9 +170,10 @@ def versus(equity: pd.Series, benchmark: pd.Series, periods_per_year: float) -> 
 def favourable(strategy: CurveStats, primary: CurveStats, against: VersusStats, primary_label: str) -> tuple[bool, str]:
     """Return whether the run compares favourably with its primary benchmark, and why.
 
-    Favourable: the strategy's Sharpe is at least the primary benchmark's, or its alpha against
-    it is positive with a max drawdown no worse than the benchmark's. A Sharpe that is undefined
-    (flat curve) fails the first test.
+    Favourable: the strategy's Sharpe is positive and at least the primary benchmark's, or its
+    alpha against it is positive with a max drawdown no worse than the benchmark's. A losing run
+    is never favourable on Sharpe alone (a Sharpe of -0.2 "beats" a falling market's -1.5 but
+    still loses money); a Sharpe that is undefined (flat curve) fails the first test.
 
     Examples
     --------
@@ -184,9 +188,10 @@ def favourable(strategy: CurveStats, primary: CurveStats, against: VersusStats, 
     def num(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.2f}"
 
-    sharpe_ok = strategy.sharpe is not None and primary.sharpe is not None and strategy.sharpe >= primary.sharpe
+    sharpe_ok = (strategy.sharpe is not None and primary.sharpe is not None and strategy.sharpe > 0
+                 and strategy.sharpe >= primary.sharpe)
     alpha_ok = against.alpha is not None and against.alpha > 0 and strategy.max_drawdown <= primary.max_drawdown
-    reason = (f"rule: favourable when the strategy's Sharpe >= {primary_label}'s, or its alpha against "
+    reason = (f"rule: favourable when the strategy's Sharpe is > 0 and >= {primary_label}'s, or its alpha against "
               f"{primary_label} > 0 with a max drawdown no worse. Sharpe {num(strategy.sharpe)} vs "
               f"{num(primary.sharpe)} ({'met' if sharpe_ok else 'not met'}); alpha {pct(against.alpha)} a year, max "
               f"drawdown {pct(strategy.max_drawdown)} vs {pct(primary.max_drawdown)} "
@@ -269,12 +274,14 @@ def build_benchmarks(universe: Mapping[str, pd.Series], benchmark: tuple[str, pd
     -------
     list[tuple[BenchmarkCurve, dict]]
         Buy and hold (first: the primary), equal weight, 60/40, momentum; each with the extra keys
-        of its JSON entry (the bond's coverage of the period; the momentum's monthly holdings).
+        of its JSON entry (the primary's and the bond's :func:`coverage` of the period, with their
+        first and last close; the momentum's monthly holdings).
 
     Raises
     ------
     BenchmarkError
-        If ``momentum_top`` is out of range.
+        If ``momentum_top`` is out of range, or the primary benchmark has no close in the run's
+        period (coverage 0: a verdict against it would compare with cash or a flat line).
     ValueError
         For invalid closes, cash or index (:func:`research.benchmark.buy_and_hold`).
     """
@@ -284,6 +291,14 @@ def build_benchmarks(universe: Mapping[str, pd.Series], benchmark: tuple[str, pd
     closes = dict(universe)
     symbol, close = benchmark
     bond_symbol, bond_close = bond
+    primary_known = close.dropna()
+    primary_coverage = coverage(close, index)
+    if primary_coverage <= 0.0:
+        span = (f"its closes run {_iso(primary_known.index.min())} to {_iso(primary_known.index.max())}"
+                if len(primary_known) else "it has no close")
+        raise BenchmarkError(f"--benchmark {symbol}: no data in the run's period {_iso(index[0]) if len(index) else '?'}"
+                             f" to {_iso(index[-1]) if len(index) else '?'} ({span}); pass bars of {symbol} that "
+                             "cover the run with --data FILE, or choose another --benchmark")
     hold = benchmark_curve(symbol, {symbol: close}, starting_cash, index)
     equal = benchmark_curve(EQUAL_WEIGHT, closes, starting_cash, index)
     assert hold is not None and equal is not None
@@ -293,7 +308,8 @@ def build_benchmarks(universe: Mapping[str, pd.Series], benchmark: tuple[str, pd
     invested = next((t for t, held in picks if held), None)
     bond_known = bond_close.dropna()
     return [
-        (hold, {"symbol": symbol}),
+        (hold, {"symbol": symbol, "coverage": primary_coverage, "first": _iso(primary_known.index.min()),
+                "last": _iso(primary_known.index.max())}),
         (equal, {"symbols": list(closes)}),
         (mix, {"stock": symbol, "bond": bond_symbol, "stock_weight": 0.6, "bond_coverage": coverage(bond_close, index),
                "bond_first": _iso(bond_known.index.min()) if len(bond_known) else None,
@@ -374,6 +390,13 @@ class Comparison:
         """The buy-and-hold benchmark the verdict is against."""
         return self.benchmarks[0]
 
+    @property
+    def primary_coverage(self) -> float | None:
+        """:func:`coverage` of the run's period by the primary benchmark's closes (``None`` when
+        the curves were not built by :func:`build_benchmarks`)."""
+        value = self.primary.extra.get("coverage")
+        return None if value is None else float(value)
+
     def to_json(self) -> dict[str, Any]:
         """Return the ``benchmark.json`` document (NaN and inf as ``None``)."""
         def entry(stats: CurveStats) -> dict[str, Any]:
@@ -385,7 +408,8 @@ class Comparison:
                                         **asdict(b.versus), **b.extra}
         index = pd.DatetimeIndex(self.equity.index)
         doc = {"run_id": self.run_id, "strategy_id": self.strategy, "primary": self.primary.curve.name,
-               "start": _iso(index[0]), "end": _iso(index[-1]), "periods_per_year": self.periods_per_year,
+               "start": _iso(index[0]), "end": _iso(index[-1]), "primary_coverage": self.primary_coverage,
+               "periods_per_year": self.periods_per_year,
                "strategy": entry(self.stats), "benchmarks": benchmarks, "favourable": self.favourable,
                "favourable_reason": self.favourable_reason, "costs": NO_COSTS,
                "win_rate_months_rule": "share of UTC calendar months with a return > 0 (first and last may be "
@@ -424,9 +448,24 @@ def compare(run_id: str, strategy: str, equity: pd.Series,
     results = tuple(BenchmarkResult(curve, curve_stats(curve.equity), versus(equity, curve.equity, ppy), dict(extra))
                     for curve, extra in benchmarks)
     ok, reason = favourable(stats, results[0].stats, results[0].versus, results[0].curve.label)
+    caution = partial_coverage_note(results[0])
+    if caution:
+        reason = f"{reason} {caution}"
     monthly = monthly_table({STRATEGY: equity, **{r.curve.name: r.curve.equity for r in results}})
     return Comparison(run_id=run_id, strategy=strategy, equity=equity, stats=stats, periods_per_year=ppy,
                       benchmarks=results, favourable=ok, favourable_reason=reason, monthly=monthly)
+
+
+def partial_coverage_note(primary: BenchmarkResult) -> str:
+    """The caution a verdict carries when the primary benchmark's closes span less than
+    :data:`FULL_COVERAGE` of the run's period ("" otherwise, or when its coverage is not known)."""
+    share = primary.extra.get("coverage")
+    if share is None or share >= FULL_COVERAGE:
+        return ""
+    first, last = primary.extra.get("first"), primary.extra.get("last")
+    span = f" ({first} to {last})" if first and last else ""
+    return (f"Caution: {primary.curve.label} has closes for only {share * 100:.1f}% of the run's period{span}: "
+            "before its first close it is cash, after its last it is held flat, so the comparison is weaker.")
 
 
 def write_comparison_files(comparison: Comparison, out_dir: str | Path) -> list[str]:

@@ -60,7 +60,8 @@ class FinishedRun:
     equity : pd.Series
         Account equity in USD (float64) indexed by bar end (UTC, increasing). From an output
         folder: one point per bar timestamp; from the database: the equity snapshots
-        (``[replay] snapshot_interval``, daily by default).
+        (``[replay] snapshot_interval``, daily by default), after the first bar end at the
+        starting cash when the run records it (``run_info["equity_span"]``).
     trades : pd.DataFrame
         Closed round trips, columns of ``trades.csv`` (``pnl`` USD net of commission, ``return``
         fraction). From the database the order/fill link columns are empty strings.
@@ -182,11 +183,37 @@ def _utc(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values.astype("int64"), unit="ns", utc=True)
 
 
+def _with_first_point(curve: pd.Series, info: dict[str, Any], starting_cash: float) -> pd.Series:
+    """``curve`` (the database's equity snapshots, the first at the end of the first snapshot
+    interval) with the replay's first point put back: (first bar end, starting cash), from
+    ``run_info["equity_span"]["first"]`` (recorded by ``daemon.replay_job``; the equity there is
+    the starting cash, as no order can fill before the second bar). Runs recorded before that
+    field existed, or whose first snapshot is already that bar, are returned unchanged."""
+    span = info.get("equity_span")
+    first = span.get("first") if isinstance(span, dict) else None
+    if not first:
+        return curve
+    try:
+        start = pd.Timestamp(first)
+    except ValueError:
+        return curve
+    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    if len(curve) and start >= curve.index[0]:
+        return curve
+    head = pd.Series([starting_cash], index=pd.DatetimeIndex([start]), name="equity", dtype="float64")
+    return pd.concat([head, curve])
+
+
 def run_from_rows(run: dict[str, Any], trades: Sequence[TradeClosed], equity: Sequence[EquitySnapshot],
                   fills: Sequence[dict[str, Any]], orders: Sequence[dict[str, Any]],
                   decisions: Sequence[Decision], positions: Sequence[dict[str, Any]] = ()) -> FinishedRun:
     """Build a :class:`FinishedRun` from a run's rows in the state database (``SqlStore.run``,
     ``trades``, ``equity``, ``fills``, ``orders``, ``decisions``, ``positions``).
+
+    The equity curve is the snapshots, preceded by (first bar end, starting cash) when the run
+    records its ``equity_span``, so it starts where the output folder's ``equity.csv`` does: the
+    total return, CAGR and the benchmarks' purchase time agree with the folder's; the drawdown is
+    only seen at the snapshot interval.
 
     Raises
     ------
@@ -202,6 +229,8 @@ def run_from_rows(run: dict[str, Any], trades: Sequence[TradeClosed], equity: Se
     curve = pd.Series([s.equity for s in equity], index=pd.DatetimeIndex(_utc(pd.Series([s.ts for s in equity]))),
                       name="equity", dtype="float64")
     curve = curve[~curve.index.duplicated(keep="last")]
+    starting = float(info.get("starting_cash") or curve.iloc[0])
+    curve = _with_first_point(curve, info, starting)
     fill_frame = pd.DataFrame([{"time": f["ts_event"], "symbol": f["symbol"], "side": f["side"].value,
                                 "quantity": f["quantity"], "price": f["price"], "commission": f["commission"],
                                 "slippage": f["slippage"], "client_order_id": f["client_order_id"],
@@ -217,7 +246,6 @@ def run_from_rows(run: dict[str, Any], trades: Sequence[TradeClosed], equity: Se
                                 for o in orders], columns=ORDER_COLUMNS)
     for column in ("created_time", "updated_time"):
         order_frame[column] = _utc(order_frame[column])
-    starting = float(info.get("starting_cash") or curve.iloc[0])
     return FinishedRun(
         run_id=run_id, strategy=str(info.get("strategy") or run.get("strategy_id", "")),
         params=dict(info.get("params") or run.get("params") or {}), symbols=list(info.get("symbols") or []),

@@ -51,7 +51,8 @@ import pandas as pd
 
 from research.metrics import compute_metrics, daily_returns
 from research.monte_carlo_costs import COST_FACTOR_RANGE, ReplayProgress, cost_replays
-from research.monte_carlo_result import ACCEPTABLE_RUIN, NOTES, MonteCarloResult, quantiles, write_monte_carlo_outputs
+from research.monte_carlo_result import (ACCEPTABLE_RUIN, LOWER_BOUNDS, MIN_SIMS, NOTES, TRADE_METHODS,
+                                         MonteCarloResult, quantiles, write_monte_carlo_outputs)
 from research.monte_carlo_sims import (BAND_PERCENTILES, MAX_BAND_STEPS, METHODS, MonteCarloError, Simulations, _ordered,
                                        _sharpe, block_bootstrap_daily, bootstrap_trades, entry_equity,
                                        longest_losing_streak, price_noise, shuffle_trades, trade_returns)
@@ -59,10 +60,11 @@ from research.monte_carlo_sims import (BAND_PERCENTILES, MAX_BAND_STEPS, METHODS
 if TYPE_CHECKING:
     from research.finished_run import FinishedRun
 
-__all__ = ["ACCEPTABLE_RUIN", "BAND_PERCENTILES", "COST_FACTOR_RANGE", "MAX_BAND_STEPS", "METHODS", "NOTES",
-           "MonteCarloError", "MonteCarloResult", "ReplayProgress", "Simulations", "block_bootstrap_daily",
-           "bootstrap_trades", "cost_replays", "entry_equity", "longest_losing_streak", "price_noise", "quantiles",
-           "run_monte_carlo", "shuffle_trades", "trade_returns", "write_monte_carlo_outputs"]
+__all__ = ["ACCEPTABLE_RUIN", "BAND_PERCENTILES", "COST_FACTOR_RANGE", "LOWER_BOUNDS", "MAX_BAND_STEPS", "METHODS",
+           "MIN_SIMS", "NOTES", "TRADE_METHODS", "MonteCarloError", "MonteCarloResult", "ReplayProgress", "Simulations",
+           "block_bootstrap_daily", "bootstrap_trades", "cost_replays", "entry_equity", "longest_losing_streak",
+           "price_noise", "quantiles", "run_monte_carlo", "shuffle_trades", "trade_returns",
+           "write_monte_carlo_outputs"]
 
 
 def _limits(run: FinishedRun) -> dict[str, float | None]:

@@ -17,10 +17,17 @@ import pandas as pd
 from research.monte_carlo_sims import BAND_PERCENTILES, METHODS, Simulations
 from research.safe_files import json_safe, write_whole
 
-__all__ = ["ACCEPTABLE_RUIN", "NOTES", "MonteCarloResult", "quantiles", "write_monte_carlo_outputs"]
+__all__ = ["ACCEPTABLE_RUIN", "LOWER_BOUNDS", "MIN_SIMS", "NOTES", "TRADE_METHODS", "MonteCarloResult", "quantiles",
+           "write_monte_carlo_outputs"]
 
 ACCEPTABLE_RUIN = 0.01
 """Largest risk of ruin the verdict accepts."""
+MIN_SIMS = 100
+"""Fewest simulations per method the verdict is given on: with fewer, a 1% risk of ruin cannot
+show (one path in 100); the verdict is then "not acceptable: not enough simulations"."""
+TRADE_METHODS = ("trade_shuffle", "trade_bootstrap", "price_noise")
+"""Methods whose paths are the closed trades (per-trade Sharpe); the others' paths are days (daily
+Sharpe)."""
 
 
 # --- statistics ---------------------------------------------------------------------------------
@@ -99,7 +106,7 @@ class MonteCarloResult:
     def actual_for(self, method: str) -> dict[str, float | None]:
         """The run's own ``total_return``, ``max_drawdown`` and ``sharpe`` as ``method`` measures
         them: its trade path for the trade methods, its equity curve for the others."""
-        if method in ("trade_shuffle", "trade_bootstrap", "price_noise"):
+        if method in TRADE_METHODS:
             return {k: self.actual.get(f"trade_path_{'return' if k == 'total_return' else k}")
                     for k in ("total_return", "max_drawdown", "sharpe")}
         return {k: self.actual.get(k) for k in ("total_return", "max_drawdown", "sharpe")}
@@ -121,7 +128,12 @@ class MonteCarloResult:
         bootstrapped day loses at least ``daily_loss_limit`` (UTC days, where the breaker counts
         days of ``[risk] trading_day_timezone``: the same sessions for US equities);
         ``consecutive_losses``: a shuffled trade sequence has a losing streak of at least
-        ``max_consecutive_losses``."""
+        ``max_consecutive_losses``.
+
+        The first two are lower bounds: the paths are close-to-close daily returns, while the
+        breakers trip on any bar, against the equity high-water mark and the day's start equity,
+        so a path can cross a limit between two daily closes without it showing
+        (:data:`LOWER_BOUNDS`)."""
         daily, shuffle = self.simulations["daily_bootstrap"], self.simulations["trade_shuffle"]
         dd, day, streak = (self.limits.get(k) for k in ("max_drawdown", "daily_loss_limit", "max_consecutive_losses"))
         assert daily.worst_day is not None and shuffle.losing_streak is not None
@@ -131,12 +143,16 @@ class MonteCarloResult:
 
     def verdict(self) -> tuple[bool, str]:
         """Acceptable when the risk of ruin is at most 1% and the daily bootstrap's 95th
-        percentile max drawdown is below the run's ``[risk] max_drawdown``; the reason states it."""
+        percentile max drawdown is below the run's ``[risk] max_drawdown``, on at least
+        :data:`MIN_SIMS` simulations per method; the reason states it."""
         ruin, method = self.risk_of_ruin()
         p95 = quantiles(self.simulations["daily_bootstrap"].max_drawdown)["p95"]
         limit = self.limits.get("max_drawdown")
         rule = (f"rule: risk of ruin (losing {self.ruin:.0%} of starting equity) <= {ACCEPTABLE_RUIN:.0%} and the "
-                "daily-bootstrap 95th percentile max drawdown < [risk] max_drawdown")
+                f"daily-bootstrap 95th percentile max drawdown < [risk] max_drawdown, on >= {MIN_SIMS} simulations")
+        if self.sims < MIN_SIMS:
+            return False, (f"not acceptable: not enough simulations ({self.sims} per method < {MIN_SIMS}: a "
+                           f"{ACCEPTABLE_RUIN:.0%} risk of ruin cannot show); run --sims {MIN_SIMS} or more ({rule})")
         ruin_ok = ruin <= ACCEPTABLE_RUIN
         parts = [f"risk of ruin {ruin:.2%} ({method}) {'<=' if ruin_ok else '>'} {ACCEPTABLE_RUIN:.0%}"]
         if limit is None or p95 is None:
@@ -158,6 +174,7 @@ class MonteCarloResult:
         doc.update({
             "risk_of_ruin": {"loss_fraction": self.ruin, "probability": ruin},
             "breaker_trip_probability": self.breaker_probabilities(),
+            "breaker_trip_lower_bounds": list(LOWER_BOUNDS),
             "acceptable": ok, "acceptable_reason": reason,
             "strategy": self.strategy, "starting_cash": self.starting_cash,
             "parameters": {"ruin": self.ruin, "noise_bps": self.noise_bps, "block_days": self.block_days,
@@ -182,10 +199,17 @@ NOTES = [
     "Risk of ruin is the largest over the trade shuffle, trade bootstrap, daily bootstrap and price noise.",
     "Simulated paths do not apply the circuit breakers: a trip probability is how often a path reaches a limit, "
     "after which the engine would have reduced or halted trading.",
+    "The max-drawdown and daily-loss trip probabilities are lower bounds (the true ones are at least as high): the "
+    "daily bootstrap sees close-to-close UTC daily returns, while the breakers trip intraday, on any bar, against "
+    "the equity high-water mark and the day's start equity. The consecutive-loss probability counts closed trades "
+    "as the breaker does.",
     "The daily-loss probability uses UTC calendar days; the breaker counts days of [risk] trading_day_timezone "
     "(the same sessions for US equities).",
 ]
 """What a reader of the numbers must know (in the JSON and the report)."""
+LOWER_BOUNDS = ("max_drawdown", "daily_loss")
+"""Keys of :meth:`MonteCarloResult.breaker_probabilities` that are lower bounds (measured on daily
+closes; the breakers trip intraday)."""
 
 
 def write_monte_carlo_outputs(result: MonteCarloResult, out_dir: str | Path) -> list[str]:

@@ -53,7 +53,8 @@ FILES: dict[str, dict[str, Any]] = {
     "metrics.json": {
         "description": "Run information and headline results of the strategy and its benchmark",
         "keys": {
-            "run": "run information: id, strategy, params, symbols (list), data, fill/risk settings, hashes",
+            "run": ("run information: id, strategy, params, symbols (list), data files and window, fill/risk/replay/"
+                    "signal settings, hashes, out_dir, equity_span (first and last bar end, UTC)"),
             "strategy": "performance metrics of the strategy (fractions; max_drawdown positive)",
             "benchmark": "the same metrics of the benchmark, or null with --benchmark none",
             "benchmark_name": "resolved benchmark: a symbol (buy and hold), equal_weight, equal_weight_hold or none",

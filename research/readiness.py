@@ -11,10 +11,12 @@ Lines and their evidence (thresholds are this project's conventions, stated on e
 3. **No significant overfitting**: the 0-100 overfitting score
    (:mod:`research.overfitting_verdict`) of ``walkforward.json`` ``statistics.verdict`` and/or an
    optimize folder's ``statistics.json`` ``verdict`` below 50 (levels "low" and "moderate"); with
-   both, both must pass.
+   both, both must pass (one that fails fails the line even when the other has no verdict).
 4. **Robustness passed**: ``passed`` of ``<run>/robustness/robustness.json``.
 5. **Benchmark comparison favourable**: ``favourable`` of ``<run>/benchmark/benchmark.json``.
-6. **Monte Carlo risk acceptable**: ``acceptable`` of ``<run>/montecarlo/montecarlo.json``.
+6. **Monte Carlo risk acceptable**: ``acceptable`` of ``<run>/montecarlo/montecarlo.json``; the
+   value is the risk of ruin, or the daily-bootstrap 95th-percentile max drawdown when that is
+   what fails.
 7. **Circuit breakers exercised**: each of the three breakers that move the trading state
    (``max_drawdown`` -> HALTED, ``daily_loss_limit`` and ``max_consecutive_losses`` -> REDUCING)
    tripped at least once, in the replay (``metrics.json`` ``state_changes``) or in a live or paper
@@ -36,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,7 @@ import pandas as pd
 
 from backtest.sources import BarSeries
 from research.finished_run import FinishedRun, RunLoadError, run_spec
+from research.monte_carlo_result import ACCEPTABLE_RUIN
 from research.safe_files import json_safe, write_whole
 
 __all__ = ["BREAKERS", "FAIL", "MAX_OVERFITTING_SCORE", "MAX_PAPER_DEVIATION", "MIN_PAPER_DAYS", "MIN_SHARPE",
@@ -351,17 +354,22 @@ def _overfitting(studies: Sequence[StudyEvidence], strategy: str) -> Check:
         return Check("overfitting", name, NOT_MEASURED, None, threshold, "",
                      f"no study given: {_walkforward_command(strategy)} (or `tradingd optimize --strategy "
                      f"{strategy or '<strategy>'} --out DIR`, then --study DIR)")
-    verdicts = []
+    verdicts: list[tuple[float, StudyEvidence, dict[str, Any]]] = []
+    unmeasured: list[tuple[StudyEvidence, str]] = []
     for study in studies:
         verdict = (study.statistics or {}).get("verdict")
         score = _number(verdict.get("score")) if isinstance(verdict, dict) else None
         if score is None:
             why = (f"{study.statistics_source} is missing" if study.statistics is None
                    else f"{study.statistics_source} has no overfitting verdict (too few trials or returns?)")
-            return Check("overfitting", name, NOT_MEASURED, None, threshold, study.statistics_source,
-                         f"{why}; run the study again with --statistics")
+            unmeasured.append((study, f"{why}; run the study again with --statistics"))
+            continue
         assert isinstance(verdict, dict)
         verdicts.append((score, study, verdict))
+    # a failing study decides the line even when the other could not be measured
+    if not verdicts or (unmeasured and max(v[0] for v in verdicts) < MAX_OVERFITTING_SCORE):
+        study, why = unmeasured[0]
+        return Check("overfitting", name, NOT_MEASURED, None, threshold, study.statistics_source, why)
     score, study, verdict = max(verdicts, key=lambda v: v[0])
     stats = study.statistics or {}
     parts = [f"score {score:.0f}/100 ({verdict.get('level', '?')})", f"PBO {_fmt(_number(stats.get('pbo')))}",
@@ -370,6 +378,7 @@ def _overfitting(studies: Sequence[StudyEvidence], strategy: str) -> Check:
         parts.append(f"remedy: {verdict['remedy']}")
     if len(verdicts) > 1:
         parts.append("the worst of " + ", ".join(f"{v[0]:.0f} ({v[1].kind})" for v in verdicts))
+    parts.extend(f"{u[0].kind} not measured: {u[1]}" for u in unmeasured)
     return Check("overfitting", name, PASS if score < MAX_OVERFITTING_SCORE else FAIL, score, threshold,
                  " + ".join(v[1].statistics_source for v in verdicts), "; ".join(parts))
 
@@ -438,9 +447,20 @@ def _benchmark(run: FinishedRun | None, run_ref: str, evidence_dir: Path | None)
 
 
 def _montecarlo(run: FinishedRun | None, run_ref: str, evidence_dir: Path | None) -> Check:
-    return _command_check("montecarlo", "Monte Carlo risk acceptable", "montecarlo", "montecarlo.json",
-                          ("acceptable",), "acceptable", "acceptable_reason", "risk_of_ruin", "acceptable = true",
-                          run, run_ref, evidence_dir)[0]
+    """The Monte Carlo line; its value is the figure that decided it: the risk of ruin, or the
+    daily bootstrap's 95th-percentile max drawdown when that is what fails the verdict."""
+    check, doc = _command_check("montecarlo", "Monte Carlo risk acceptable", "montecarlo", "montecarlo.json",
+                                ("acceptable",), "acceptable", "acceptable_reason", "risk_of_ruin",
+                                "acceptable = true", run, run_ref, evidence_dir)
+    if doc is None or check.status != FAIL:
+        return check
+    ruin = check.value if isinstance(check.value, float) else None
+    quantile = ((doc.get("daily_bootstrap") or {}).get("max_drawdown") or {}).get("p95")
+    p95, limit = _number(quantile), _number((doc.get("breaker_limits") or {}).get("max_drawdown"))
+    if (ruin is None or ruin <= ACCEPTABLE_RUIN) and p95 is not None and limit is not None and p95 >= limit:
+        detail = f"fails on the daily-bootstrap p95 max drawdown {p95:.2%} >= [risk] max_drawdown {limit:.2%}"
+        return replace(check, value=p95, detail=f"{detail}; {check.detail}")
+    return check
 
 
 def _run_state_changes(run: FinishedRun) -> list[dict[str, Any]] | None:
@@ -463,8 +483,17 @@ def _tripped(changes: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         reason = str(change.get("reason", ""))
         for key in BREAKERS:
             if key in reason and key not in first:
-                first[key] = str(change.get("time", ""))[:16]
+                first[key] = _minute(change.get("time", ""))
     return first
+
+
+def _minute(when: Any) -> str:
+    """A change's time to the minute (``"2019-02-01T15:00"``): ISO text as written by the replay,
+    or epoch ns (int or digits) as the state database keeps it."""
+    text = str(when)
+    if isinstance(when, int) or text.isdigit():
+        text = pd.Timestamp(int(text), unit="ns", tz="UTC").isoformat()
+    return text[:16]
 
 
 def _breakers(run: FinishedRun | None, run_changes: list[dict[str, Any]] | None,

@@ -20,7 +20,7 @@ import pandas as pd
 from plotly.colors import get_colorscale
 
 from research.benchmark_portfolios import MOMENTUM, SIXTY_FORTY
-from research.benchmark_compare import NO_COSTS, STRATEGY, Comparison, CurveStats, VersusStats
+from research.benchmark_compare import NO_COSTS, STRATEGY, Comparison, CurveStats, VersusStats, partial_coverage_note
 from research.metrics import drawdown_series
 from research.reports.formatting import fmt_days, fmt_num, fmt_pct, fmt_time
 from research.reports.page import Section, note, paragraph, render_page, write_page
@@ -155,7 +155,9 @@ def _rules(c: Comparison) -> Section:
     items = []
     for b in c.benchmarks:
         extra = ""
-        if b.curve.name == SIXTY_FORTY:
+        if b is c.primary and partial_coverage_note(b):
+            extra = " " + partial_coverage_note(b)
+        elif b.curve.name == SIXTY_FORTY:
             share = b.extra.get("bond_coverage")
             first, last = b.extra.get("bond_first"), b.extra.get("bond_last")
             span = f" ({fmt_time(pd.Timestamp(first))} to {fmt_time(pd.Timestamp(last))})" if first and last else ""

@@ -6,13 +6,14 @@ outcomes, as one self-contained HTML page (plotly.js inlined, no network).
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from research.monte_carlo_result import NOTES, MonteCarloResult, quantiles
+from research.monte_carlo_result import LOWER_BOUNDS, NOTES, MonteCarloResult, quantiles
 from research.monte_carlo_sims import BAND_PERCENTILES, METHODS, Simulations
 from research.reports.formatting import fmt_num, fmt_pct
 from research.reports.page import Section, note, render_page, write_page
@@ -96,7 +97,7 @@ def _risk_section(r: MonteCarloResult) -> Section:
                  fmt_pct(limits["daily_loss_limit"])),
                 ("consecutive_losses", "max_consecutive_losses", "trade shuffle: a losing streak reaches the limit",
                  "n/a" if limits["max_consecutive_losses"] is None else f"{limits['max_consecutive_losses']:g} trades")]
-    rows: list[Sequence[Cell]] = [(f"[risk] {key}", limit, how, (fmt_pct(probs[name]), probs[name]))
+    rows: list[Sequence[Cell]] = [(f"[risk] {key}", limit, how, (_trip(name, probs[name]), probs[name]))
                                   for name, key, how, limit in breakers]
     breaker_table = html_table("breaker-table", [Column("Circuit breaker"), Column("Limit"), Column("Measured on"),
                                                  Column("P(trip)", True)], rows)
@@ -105,7 +106,17 @@ def _risk_section(r: MonteCarloResult) -> Section:
                    + note("The headline risk of ruin is the largest over the simulated methods (cost replays are too "
                           "few for a small probability).")
                    + "<h3>Probability of tripping each circuit breaker</h3>" + breaker_table
-                   + note("Not configured: n/a."))
+                   + note("Not configured: n/a. The max-drawdown and daily-loss probabilities are lower bounds "
+                          "(\"at least\"): the daily bootstrap sees close-to-close UTC daily returns, while the "
+                          "breakers trip intraday, on any bar, against the equity high-water mark and the day's "
+                          "start equity."))
+
+
+def _trip(name: str, probability: float | None) -> str:
+    """A trip probability as shown: ``"at least 4.10%"`` for the lower bounds (:data:`LOWER_BOUNDS`)."""
+    text = fmt_pct(probability)
+    bounded = name in LOWER_BOUNDS and probability is not None and math.isfinite(probability)
+    return f"at least {text}" if bounded else text
 
 
 def _fan_figure(r: MonteCarloResult, s: Simulations) -> Figure:

@@ -100,7 +100,8 @@ def _rules() -> str:
         ("Robustness passed", "passed of <run>/robustness/robustness.json (tradingd robustness RUN)."),
         ("Benchmark comparison favourable", "favourable of <run>/benchmark/benchmark.json (tradingd benchmark RUN)."),
         ("Monte Carlo risk acceptable", "acceptable of <run>/montecarlo/montecarlo.json (tradingd montecarlo RUN); "
-                                        "the value shown is the risk of ruin."),
+                                        "the value shown is the risk of ruin, or the daily-bootstrap 95th-percentile "
+                                        "max drawdown when that is what fails."),
         ("Circuit breakers exercised", "each of " + ", ".join(f"{k} ({v})" for k, v in BREAKERS.items())
          + " tripped at least once in the replay or in a live or paper session of the strategy."),
         ("Paper-trading days", "distinct UTC days with equity data in paper sessions of the strategy (state "

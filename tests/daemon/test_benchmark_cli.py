@@ -6,13 +6,15 @@ finished run (they share their RUN argument and options): fast, with no heavy im
 from __future__ import annotations
 
 import csv
+import gzip
+import html
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.daemon.conftest import AAPL, REPO, REPO_CONFIG, SPY, replay_into, sqlite_url
+from tests.daemon.conftest import AAPL, REPO, REPO_CONFIG, SPY, replay_into, spy_rows, sqlite_url, write_csv
 from tests.daemon.conftest import invoke as _invoke
 
 IEF = REPO / "data" / "us_equity_daily_adjusted" / "IEF.csv.gz"
@@ -61,10 +63,10 @@ def test_writes_the_report_json_and_csvs_into_the_runs_folder(replayed, benchmar
     assert "no costs" in doc["benchmarks"]["momentum"]["rule"] and "no commission" in doc["costs"]
     # the formation period before the run's window is read from the data files: invested from the start
     assert doc["benchmarks"]["momentum"]["first_invested"].startswith("2012-07")
-    rule_met = (doc["strategy"]["sharpe"] >= doc["benchmarks"]["SPY"]["sharpe"]
+    rule_met = ((doc["strategy"]["sharpe"] > 0 and doc["strategy"]["sharpe"] >= doc["benchmarks"]["SPY"]["sharpe"])
                 or (doc["benchmarks"]["SPY"]["alpha"] > 0
                     and doc["strategy"]["max_drawdown"] <= doc["benchmarks"]["SPY"]["max_drawdown"]))
-    assert doc["favourable"] is rule_met and "Sharpe >=" in doc["favourable_reason"]
+    assert doc["favourable"] is rule_met and "Sharpe is > 0 and >=" in doc["favourable_reason"]
     assert "NaN" not in (out / "benchmark.json").read_text()
 
     with open(out / "benchmark_equity.csv", newline="") as f:
@@ -116,6 +118,29 @@ def test_data_files_of_the_runs_symbols_stand_in_when_its_files_have_moved(repla
     ours = json.loads((moved / "benchmark" / "benchmark.json").read_text())
     default = json.loads((benchmarked[0] / "benchmark.json").read_text())
     assert ours["benchmarks"] == default["benchmarks"]
+
+
+def test_a_primary_benchmark_without_data_in_the_period_is_refused_and_a_partial_one_is_stated(
+        replayed, tmp_path) -> None:
+    folder, db = replayed  # the run: 2012-07 .. 2013-07
+    header, _ = spy_rows()
+    lines = gzip.open(SPY, "rt").read().splitlines()[1:]
+    for name, years in (("OLD", ("2011-",)), ("HALF", ("2012-",))):  # SPY's bars under another name
+        write_csv(tmp_path / f"{name}.csv", header, [line for line in lines if line.startswith(years)])
+    result = _invoke("benchmark", folder, "--benchmark", "OLD", "--data", tmp_path / "OLD.csv", "--out",
+                     tmp_path / "old", "--no-progress")
+    assert result.exit_code == 2, result.output
+    assert "--benchmark OLD: no data in the run's period 2012-07-02" in " ".join(result.stderr.split())
+    assert not (tmp_path / "old").exists()
+    result = _invoke("benchmark", folder, "--benchmark", "HALF", "--data", tmp_path / "HALF.csv", "--out",
+                     tmp_path / "half", "--no-progress")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "half" / "benchmark.json").read_text())
+    assert doc["primary"] == "HALF" and 0.45 < doc["primary_coverage"] < 0.55  # July to December of 12 months
+    assert doc["benchmarks"]["HALF"]["coverage"] == doc["primary_coverage"]
+    stated = f"HALF buy & hold has closes for only {doc['primary_coverage'] * 100:.1f}% of the run's period"
+    assert stated in doc["favourable_reason"] and stated in " ".join(result.stdout.split())
+    assert html.escape(stated) in (tmp_path / "half" / "report.html").read_text()
 
 
 @pytest.mark.parametrize(("args", "message"), [

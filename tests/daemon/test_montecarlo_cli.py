@@ -64,6 +64,21 @@ def test_writes_the_report_json_and_csvs_into_the_run_folder(replayed):
     equity = pd.read_csv(folder / "equity.csv")["equity"]
     assert daily["actual"].iloc[-1] == pytest.approx(equity.iloc[-1], rel=1e-6)
     assert "Risk of ruin" in result.stdout and "acceptable" in result.stdout
+    # the table says which Sharpe each row is and shows the run's own value beside the percentiles
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:-1]]
+            for line in result.stdout.splitlines() if line.startswith("│")}
+    actual = doc["actual"]
+    assert rows["Trade shuffle"][0] == rows["Price noise"][0] == "trades" and rows["Daily block bootstrap"][0] == "days"
+    assert rows["Trade shuffle"][6] == f"{actual['trade_path_sharpe']:.2f}"
+    assert rows["Daily block bootstrap"][6] == f"{actual['sharpe']:.2f}"
+    assert rows["Daily block bootstrap"][2] == f"{actual['total_return'] * 100:.1f}%"
+    assert "actual" in result.stdout and "Sharpe per trade" in result.stdout
+    # drawdown and daily-loss trips are measured on daily closes: lower bounds, in the output and the report
+    stdout = " ".join(result.stdout.split())
+    trips = doc["breaker_trip_probability"]
+    assert f"max_drawdown at least {trips['max_drawdown']:.2%}" in stdout and "lower bounds" in stdout
+    assert f"consecutive_losses {trips['consecutive_losses']:.2%}" in stdout
+    assert f"at least {trips['daily_loss']:.2%}" in (out / "report.html").read_text()
 
 
 def test_same_seed_same_numbers_by_run_id_and_cost_replays(replayed, tmp_path):

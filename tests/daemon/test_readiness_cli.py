@@ -95,6 +95,44 @@ def test_go_exits_0_when_every_line_passes(world, tmp_path):
     assert doc["run_id"] is None and {c["id"]: c["status"] for c in doc["checks"]}["walkforward_oos"] == "pass"
 
 
+def test_a_run_read_from_database_rows_only_gives_the_folders_figures(tmp_path):
+    """The run's folder deleted: readiness and benchmark read its rows from the state database,
+    with the figures the folder gave and the breaker trips dated."""
+    import re
+
+    config = tmp_path / "tight.toml"  # the repository's config with a breaker that trips in 2019 H1
+    config.write_text(re.sub(r"(?m)^max_consecutive_losses = \d+", "max_consecutive_losses = 2",
+                             REPO_CONFIG.read_text()))
+    url = sqlite_url(tmp_path / "state.db")
+    run = replay_into(tmp_path / "run", url, "--config", config, "--data", SPY, "--data", AAPL, "--param", "fast=5",
+                      "--param", "slow=20", "--start", "2019-01-01T00:00:00Z", "--end", "2019-07-01T00:00:00Z",
+                      "--no-report")
+    first_trip = next(c["time"] for c in json.loads((run.folder / "metrics.json").read_text())["state_changes"]
+                      if "max_consecutive_losses" in c["reason"])
+    assert _invoke("benchmark", run.folder, "--no-progress").exit_code == 0
+    from_folder = json.loads((run.folder / "benchmark" / "benchmark.json").read_text())
+    shutil.rmtree(run.folder)
+
+    result = _invoke("benchmark", run.run_id, "--db", url, "--no-progress", "--out", tmp_path / "bench")
+    assert result.exit_code == 0, result.output
+    from_rows = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
+    assert from_rows["start"] == from_folder["start"]  # the curve starts at the first bar, at the starting cash
+    for key in ("total_return", "cagr", "sharpe"):
+        assert from_rows["strategy"][key] == pytest.approx(from_folder["strategy"][key], rel=1e-9), key
+        assert from_rows["benchmarks"]["SPY"][key] == pytest.approx(from_folder["benchmarks"]["SPY"][key],
+                                                                    rel=1e-9), key
+
+    result = _invoke("readiness", run.run_id, "--db", url, "--no-progress", "--out", tmp_path / "ready")
+    assert result.exit_code == 1, result.output
+    checks = {c["id"]: c for c in json.loads((tmp_path / "ready" / "readiness.json").read_text())["checks"]}
+    assert checks["sharpe"]["source"] == f"state database, run {run.run_id}"
+    assert checks["sharpe"]["value"] == pytest.approx(from_folder["strategy"]["sharpe"], rel=1e-9)
+    breakers = checks["breakers"]
+    assert breakers["source"] == f"state database, run {run.run_id}" and breakers["value"] == 1
+    assert f"max_consecutive_losses first tripped in replay {first_trip[:16]}" in breakers["detail"]
+    assert f"tripped in replay {first_trip[:16]}" in result.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["no-such-run"], "no run 'no-such-run'"),
     (["runs/not/there"], "is not a folder"),

@@ -212,6 +212,29 @@ def test_momentum_top_out_of_range_is_a_clear_error():
         naive_momentum(closes, 1000.0, index, top=0)
 
 
+def test_the_primary_benchmarks_coverage_of_the_period_is_stated_and_none_is_refused():
+    closes, index = _leader_switch()  # closes 2022-2023, the run 2023
+    a, b = closes["A"], closes["B"]
+    equity = pd.Series(1000.0 * np.linspace(1.0, 1.1, len(index)), index=index)
+    full = compare("r", "s", equity, build_benchmarks(closes, ("A", a), ("B", b), 1000.0, index, 1))
+    assert full.primary_coverage == 1.0 and full.to_json()["primary_coverage"] == 1.0
+    assert "Caution" not in full.favourable_reason
+    # the primary's closes stop at the end of June: half the run is compared with a flat line
+    half = a[a.index <= "2023-07-02"]
+    partial = compare("r", "s", equity, build_benchmarks(closes, ("A", half), ("B", b), 1000.0, index, 1))
+    share = coverage(half, index)
+    assert share == pytest.approx(182 / 364) and partial.to_json()["primary_coverage"] == pytest.approx(share)
+    assert f"Caution: A buy & hold has closes for only {share * 100:.1f}% of the run's period" in (
+        partial.favourable_reason)
+    assert partial.to_json()["benchmarks"]["A"]["last"].startswith("2023-07-02")
+    # closes that end before the run starts: no verdict against them
+    before = a[a.index < "2022-12-01"]
+    with pytest.raises(BenchmarkError, match=r"--benchmark A: no data in the run's period 2023-01-01T00:00:00Z to "
+                                             r"2023-12-31T00:00:00Z \(its closes run 2022-01-01T00:00:00Z to "
+                                             r"2022-11-30T00:00:00Z\); pass bars of A"):
+        build_benchmarks(closes, ("A", before), ("B", b), 1000.0, index, 1)
+
+
 # --- stand-alone statistics and the verdict -----------------------------------------------------
 
 
@@ -247,10 +270,28 @@ def test_favourable_by_sharpe_or_by_alpha_with_no_worse_drawdown():
         s, b = curve_stats(strategy), curve_stats(market)
         v = versus(strategy, market, 252.0)
         ok, reason = favourable(s, b, v, "M buy & hold")
-        assert "Sharpe >= M buy & hold's" in reason and "alpha" in reason
-        expected = (s.sharpe >= b.sharpe) or (v.alpha > 0 and s.max_drawdown <= b.max_drawdown)
+        assert "Sharpe is > 0 and >= M buy & hold's" in reason and "alpha" in reason
+        expected = (s.sharpe > 0 and s.sharpe >= b.sharpe) or (v.alpha > 0 and s.max_drawdown <= b.max_drawdown)
         assert ok is expected
         if name == "calm":
             assert ok and v.alpha > 0 and s.max_drawdown < b.max_drawdown
         else:
             assert not ok and v.alpha < 0 and s.max_drawdown > b.max_drawdown and s.sharpe < b.sharpe
+
+
+def test_a_losing_run_is_not_favourable_because_a_falling_market_has_the_worse_sharpe():
+    idx = _days("2024-01-01", "2024-12-31")
+    n = len(idx) - 1
+    # the market falls 0.2% a day on average; the run loses 0.05% a day, uncorrelated with it (beta ~ 0)
+    market = pd.Series(100 * np.cumprod(np.r_[1.0, 1 + np.resize([-0.012, 0.006, 0.0], n)]), index=idx)
+    losing = pd.Series(100 * np.cumprod(np.r_[1.0, 1 + np.resize([0.0025, -0.0035], n)]), index=idx)
+    s, b = curve_stats(losing), curve_stats(market)
+    v = versus(losing, market, 252.0)
+    assert s.total_return < 0 and b.sharpe < s.sharpe < 0 and v.alpha < 0 and abs(v.beta) < 0.01
+    ok, reason = favourable(s, b, v, "M buy & hold")
+    assert not ok
+    assert f"Sharpe {s.sharpe:.2f} vs {b.sharpe:.2f} (not met)" in reason
+    # the same run making money instead: its Sharpe is positive and it is favourable on Sharpe
+    winning = pd.Series(100 * np.cumprod(np.r_[1.0, 1 + np.resize([0.0035, -0.0025], n)]), index=idx)
+    ok, reason = favourable(curve_stats(winning), b, versus(winning, market, 252.0), "M buy & hold")
+    assert ok and "(met); alpha" in reason

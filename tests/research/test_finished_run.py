@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from daemon.cli import app
 from daemon.run_source import default_out_dir, resolve_run
-from research.finished_run import RunLoadError, load_run_bars, load_run_folder, run_spec
+from research.finished_run import RunLoadError, load_run_bars, load_run_folder, run_from_rows, run_spec
+from research.metrics import compute_metrics
+from state.store import SqlStore
 from state import StoreConfig
 from tests.daemon.test_cli import replay_args
 from tests.daemon.conftest import sqlite_url
@@ -55,8 +57,32 @@ def test_folder_and_database_give_the_same_run(replayed: tuple[Path, str]) -> No
     assert rows.decisions["client_order_id"].tolist() == folder.decisions["client_order_id"].tolist()
     assert rows.equity.iloc[-1] == pytest.approx(folder.equity.iloc[-1])
     assert rows.run_info["risk"] == folder.run_info["risk"]
+    # the daily snapshots start where the folder's curve does, at the starting cash, so the run's
+    # figures are the same read either way (only the drawdown is seen at the snapshot interval)
+    assert len(rows.equity) < len(folder.equity) / 5
+    assert (rows.equity.index[0], rows.equity.iloc[0]) == (folder.equity.index[0], folder.starting_cash)
+    assert folder.equity.iloc[0] == folder.starting_cash
+    by_rows, by_folder = compute_metrics(rows.equity), compute_metrics(folder.equity)
+    for key in ("total_return", "cagr", "sharpe", "volatility"):
+        assert getattr(by_rows, key) == pytest.approx(getattr(by_folder, key), rel=1e-12), key
     assert default_out_dir(rows, "journal") == Path("runs") / folder.run_id / "journal"
     assert default_out_dir(folder, "journal") == out / "journal"
+
+
+def test_a_run_recorded_before_its_equity_span_starts_at_its_first_snapshot(replayed: tuple[Path, str]) -> None:
+    out, db = replayed
+    folder = load_run_folder(out)
+    assert folder.run_info["equity_span"] == {"first": folder.equity.index[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                              "last": folder.equity.index[-1].strftime("%Y-%m-%dT%H:%M:%SZ")}
+    with SqlStore(StoreConfig(database_url=db)) as store:
+        row = store.run(folder.run_id)
+        assert row is not None
+        old = {**row, "metrics": {**row["metrics"], "run": {
+            k: v for k, v in row["metrics"]["run"].items() if k != "equity_span"}}}
+        rows = run_from_rows(old, store.trades(folder.run_id), store.equity(folder.run_id), [], [], [])
+        snapshots = store.equity(folder.run_id)
+    assert rows.equity.index[0] == pd.Timestamp(snapshots[0].ts, unit="ns", tz="UTC") > folder.equity.index[0]
+    assert len(rows.equity) == len({s.ts for s in snapshots})
 
 
 def test_settings_and_bars_come_back(replayed: tuple[Path, str]) -> None:

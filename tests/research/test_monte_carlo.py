@@ -173,6 +173,9 @@ def test_same_seed_same_numbers_and_a_json_without_nan(tmp_path):
     sims = pd.read_csv(tmp_path / "simulations.csv")
     assert sims.groupby("method").size().to_dict() == dict.fromkeys(
         ["daily_bootstrap", "price_noise", "trade_bootstrap", "trade_shuffle"], 300)
+    # drawdown and daily loss are measured on daily closes, the breakers trip intraday: lower bounds, said so
+    assert doc["breaker_trip_lower_bounds"] == ["max_drawdown", "daily_loss"]
+    assert any("trip probabilities are lower bounds" in n and "intraday" in n for n in doc["notes"])
     # 3 losses in a row trips the breaker: the JSON's probability is the shuffle's share of such paths
     shuffled = sims[sims["method"] == "trade_shuffle"]
     assert doc["breaker_trip_probability"]["consecutive_losses"] == pytest.approx(
@@ -189,8 +192,17 @@ def test_price_noise_spreads_returns_by_the_analytic_amount():
     expected = 10e-4 * 200.0 * math.hypot(100.0, 102.5) / 100_000.0
     assert noisy.total_return.std() == pytest.approx(expected, rel=0.03)
     assert noisy.total_return.mean() == pytest.approx(0.005, abs=4 * expected / 200)
-    short = pd.DataFrame([_trade("2024-01-02", "2024-01-03", 500.0, quantity=200.0, side="sell")])
-    assert price_noise(short, equity, 10, np.random.default_rng(0), 0.0, 1.0).total_return[0] == pytest.approx(0.005)
+
+    # a short of the same prices and size meets the same draws (same seed) with the opposite effect:
+    # a lower entry (sold cheaper) or a higher exit (bought back dearer) lowers a short's return
+    # where it raises a long's
+    long_trade = pd.DataFrame([_trade("2024-01-02", "2024-01-03", 500.0, quantity=200.0, price=100.0)])
+    short_trade = long_trade.assign(side="sell", pnl=-500.0)  # sold at 100, bought back at 102.5
+    as_long = price_noise(long_trade, equity, 2_000, np.random.default_rng(7), 10.0, 1.0).total_return
+    as_short = price_noise(short_trade, equity, 2_000, np.random.default_rng(7), 10.0, 1.0).total_return
+    assert as_short.std() == pytest.approx(expected, rel=0.1)
+    np.testing.assert_allclose(as_short - (-0.005), -(as_long - 0.005), rtol=0, atol=1e-15)
+    assert (as_long > 0.005).mean() == pytest.approx(0.5, abs=0.05)  # noise either way, not a bias
 
 
 def test_a_losing_run_is_not_acceptable_and_says_why():
@@ -204,6 +216,15 @@ def test_a_losing_run_is_not_acceptable_and_says_why():
     ok, reason = result.verdict()
     assert not ok and "risk of ruin" in reason and "> 1%" in reason
     assert result.to_dict()["risk_of_ruin"]["probability"] > 0.01
+
+
+def test_too_few_simulations_give_no_acceptable_verdict():
+    run = _long_run()
+    run = FinishedRun(**{**run.__dict__, "run_info": {"risk": {**run.run_info["risk"], "max_drawdown": 0.5}}})
+    assert run_monte_carlo(run, sims=100, seed=2).verdict()[0]  # far from ruin and the limit, on enough paths
+    ok, reason = run_monte_carlo(run, sims=99, seed=2).verdict()
+    assert not ok and reason.startswith("not acceptable: not enough simulations (99 per method < 100")
+    assert "--sims 100 or more" in reason
 
 
 def test_bad_input_is_refused_with_a_clear_message():

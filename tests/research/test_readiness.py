@@ -21,6 +21,7 @@ from research.finished_run import FinishedRun, load_run_folder
 from research.output import write_outputs
 from research.readiness import (FAIL, NOT_MEASURED, PASS, PaperSession, ReadinessError, evaluate, load_study_folder,
                                 paper_bars, write_readiness)
+from research.reports.readiness_page import format_value
 from risk.config import RiskConfig
 from state.memory import MemoryStore
 from tests.support import DATA
@@ -147,6 +148,11 @@ def test_backtest_sharpe_passes_only_above_one(run):
     ("montecarlo", {"acceptable": True, "acceptable_reason": "ruin 0.1% < 1%",
                     "risk_of_ruin": {"loss_fraction": 0.5, "probability": 0.001}}, PASS, 0.001),
     ("montecarlo", {"acceptable": False, "acceptable_reason": "ruin 4% >= 1%", "risk_of_ruin": 0.04}, FAIL, 0.04),
+    # the ruin is fine, the drawdown is what fails: the line shows the drawdown
+    ("montecarlo", {"acceptable": False, "acceptable_reason": "p95 max drawdown 27.5% >= 20%",
+                    "risk_of_ruin": {"loss_fraction": 0.5, "probability": 0.002},
+                    "daily_bootstrap": {"max_drawdown": {"p5": 0.1, "p95": 0.275}},
+                    "breaker_limits": {"max_drawdown": 0.2}}, FAIL, 0.275),
 ])
 def test_command_verdict_files_next_to_the_run_decide_their_line(run, command, doc, status, value):
     path = run.folder / command / f"{command}.json"
@@ -157,6 +163,10 @@ def test_command_verdict_files_next_to_the_run_decide_their_line(run, command, d
     reason = (weakest["name"] if isinstance(weakest, dict) else weakest) or doc.get("favourable_reason") or doc.get(
         "acceptable_reason")
     assert reason in check.detail
+    if value == 0.275:
+        assert check.detail.startswith("fails on the daily-bootstrap p95 max drawdown 27.50% >= [risk] max_drawdown "
+                                       "20.00%")
+        assert format_value(check) == "27.50%"
 
 
 def test_a_verdict_file_of_another_run_or_without_its_keys_is_not_evidence(run):
@@ -193,6 +203,19 @@ def test_with_a_walk_forward_and_an_optimize_study_the_worse_overfitting_score_c
     check = _evaluate(run, walkforward=wf, study=study)["overfitting"]
     assert (check.status, check.value) == (FAIL, 55.0)
     assert str(tmp_path / "opt" / "statistics.json") in check.source and "walkforward.json" in check.source
+
+
+def test_a_failing_study_fails_the_overfitting_line_even_when_the_other_has_no_verdict(run, tmp_path):
+    _write(tmp_path / "opt" / "summary.json", {"strategy": "sma_cross"})  # optimize run with --no-statistics
+    unmeasured = load_study_folder(tmp_path / "opt")
+    failing = load_study_folder(_wf(tmp_path / "bad", 0.12, 61.0), "--walkforward")
+    check = _evaluate(run, walkforward=failing, study=unmeasured)["overfitting"]
+    assert (check.status, check.value) == (FAIL, 61.0)
+    assert "optimize not measured" in check.detail and "statistics.json is missing" in check.detail
+    # a passing one is no verdict while the other is missing
+    passing = load_study_folder(_wf(tmp_path / "good", 0.12, 20.0), "--walkforward")
+    check = _evaluate(run, walkforward=passing, study=unmeasured)["overfitting"]
+    assert (check.status, check.value) == (NOT_MEASURED, None) and "statistics.json is missing" in check.detail
 
 
 def test_study_folders_that_are_not_evidence_are_bad_input(run, tmp_path):
