@@ -9,7 +9,7 @@ the store and the research code load when the command runs.
 Output in ``--out`` (default ``<run folder>/attribution/``): ``report.html``,
 ``attribution.json``, ``attribution.csv`` (every dimension's buckets and its open-at-end line),
 ``attribution_trades.csv`` (every trade with its context) and ``attribution_daily.csv`` (the
-factor split per day). Exit status 2 for bad input, 1 when the open-at-end P&L from the positions
+factor split per trading day). Exit status 2 for bad input, 1 when the open-at-end P&L from the positions
 does not match the equity curve (the files are written, the error says by how much).
 """
 
@@ -55,8 +55,9 @@ def attribution(
     if not result.reconciled:
         o = result.open_at_end
         err.print(f"[bold red]error:[/] open-at-end P&L from the positions ({o.pnl:,.6f} USD) differs from the equity "
-                  f"curve's ({o.from_equity:,.6f} USD) by {o.difference:.3g} USD (> 1e-6): the run's positions.csv, "
-                  "fills.csv, trades.csv and equity.csv disagree", highlight=False, soft_wrap=True)
+                  f"curve's ({o.from_equity:,.6f} USD) by {o.difference:.3g} USD (> the tolerance {o.tolerance:.3g} "
+                  "USD): the run's positions.csv, fills.csv, trades.csv and equity.csv disagree", highlight=False,
+                  soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -68,7 +69,8 @@ def _print_summary(result: Any) -> None:
     o, f = result.open_at_end, result.factor
     console.print(f"P&L attribution of [bold]{escape(result.run_id)}[/]: total {fmt_usd(result.total_pnl)} = closed "
                   f"trades {fmt_usd(result.closed_pnl)} + open at end {fmt_usd(o.pnl)} "
-                  f"({'reconciled' if result.reconciled else 'NOT reconciled'}, difference {o.difference:.2g} USD)",
+                  f"({'reconciled' if result.reconciled else 'NOT reconciled'}, difference {o.difference:.2g} USD, "
+                  f"tolerance {o.tolerance:.2g} USD)",
                   highlight=False, soft_wrap=True)
     console.print(f"Factor split vs {escape(f.benchmark)}: beta {fmt_num(f.beta, 3)} (OLS over {f.days} daily "
                   f"returns), market {fmt_usd(f.market_pnl)}, alpha {fmt_usd(f.alpha_pnl)}", highlight=False,

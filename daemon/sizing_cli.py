@@ -17,8 +17,9 @@ from rich.markup import escape
 
 from daemon.cli_common import console
 from daemon.cli_common import fail as _fail
-from daemon.research_cli import (ConfigOption, Counter, DbOption, ProgressOption, bad_input, find_run, interruptible,
-                                 out_folder, out_option, read_config, register_command, run_argument, wrote)
+from daemon.research_cli import (ConfigOption, Counter, DataOption, DbOption, ProgressOption, bad_input, expand_data,
+                                 find_run, interruptible, out_folder, out_option, read_config, register_command,
+                                 run_argument, wrote)
 
 if TYPE_CHECKING:
     from backtest.sources import BarSeries
@@ -28,13 +29,17 @@ if TYPE_CHECKING:
 FILES = ("report.html", "sizing.json", "levels.csv")
 
 
-def _from_config(path: Path, config: Path | None, db: str | None) -> tuple[str, "RunSpec", list["BarSeries"], Path]:
+def _from_config(path: Path, config: Path | None, db: str | None,
+                 data: list[Path] | None) -> tuple[str, "RunSpec", list["BarSeries"], Path]:
     """RUN is a configuration file: its run spec and bars, run id ``config:<path>``, default out."""
     from backtest.data import load_data
     from daemon.config import ConfigError
 
     if config is not None:
         raise ConfigError(f"RUN {path} is itself a configuration file; drop --config {config}")
+    if data:
+        raise ConfigError(f"--data is for a finished RUN whose bar files moved; {path} names its own data "
+                          "([data] paths)")
     if not path.is_file():
         raise ConfigError(f"{path}: no such configuration file")
     cfg = read_config(path, db)
@@ -43,13 +48,15 @@ def _from_config(path: Path, config: Path | None, db: str | None) -> tuple[str, 
     return f"config:{path}", cfg.run_spec(), series, Path("runs") / f"sizing-{path.stem}"
 
 
-def _from_run(arg: str, config: Path | None, db: str | None) -> tuple[str, "RunSpec", list["BarSeries"], Path]:
-    """RUN is an output folder or a run id: the run's recorded spec and bars, default out."""
+def _from_run(arg: str, config: Path | None, db: str | None,
+              data: list[Path] | None) -> tuple[str, "RunSpec", list["BarSeries"], Path]:
+    """RUN is an output folder or a run id (it must have closed a trade): the run's recorded spec
+    and bars (from ``--data`` when given), default out."""
     from daemon.run_source import default_out_dir
     from research.finished_run import load_run_bars, run_spec
 
-    run = find_run(arg, config, db)
-    return run.run_id, run_spec(run), load_run_bars(run), default_out_dir(run, "sizing")
+    run = find_run(arg, config, db, "sizing")
+    return run.run_id, run_spec(run), load_run_bars(run, expand_data(data)), default_out_dir(run, "sizing")
 
 
 def sizing(
@@ -64,6 +71,7 @@ def sizing(
         help="Drawdown tolerance of the recommendation (0.15 = 15%).")] = 0.15,
     jobs: Annotated[int, typer.Option(metavar="N", help="Replays at a time (worker processes).")] = 1,
     out: Annotated[Optional[Path], out_option(FILES, "sizing", "runs/sizing-<name>/ for a config file")] = None,
+    data: DataOption = None,
     db: DbOption = None,
     config: ConfigOption = None,
     progress: ProgressOption = True,
@@ -77,9 +85,9 @@ def sizing(
         if jobs < 1:
             raise SizingError(f"--jobs {jobs}: must be 1 or more")
         if run.endswith(".toml"):
-            run_id, base, series, default_out = _from_config(Path(run), config, db)
+            run_id, base, series, default_out = _from_config(Path(run), config, db, data)
         else:
-            run_id, base, series, default_out = _from_run(run, config, db)
+            run_id, base, series, default_out = _from_run(run, config, db, data)
     out_dir = out_folder(out, default_out)
     with interruptible():
         result = _run(base, series, levels, max_drawdown, run_id, jobs, progress)
@@ -120,13 +128,14 @@ def _write(result: "SizingResult", out_dir: Path) -> list[str]:
     chosen = result.recommended.level if result.recommended is not None else None
     table = Table(title=f"{result.key} (* efficient frontier, > recommended)", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for header in ("level", "return", "CAGR", "Sharpe", "Sortino", "max DD", "Ulcer", "recovery", "trades"):
+    for header in ("level", "return", "CAGR", "Sharpe", "Sortino", "max DD", "Ulcer", "recovery", "trades",
+                   "rounds to 0"):
         table.add_column(header, justify="right", no_wrap=True)
     for x in result.levels:
         mark = (">" if x.level == chosen else " ") + ("*" if x.on_frontier else " ")
         table.add_row(f"{mark} {level_label(x.level)}", fmt_pct(x.total_return), fmt_pct(x.cagr), fmt_num(x.sharpe),
                       fmt_num(x.sortino), fmt_pct(x.max_drawdown), fmt_pct(x.ulcer_index),
-                      fmt_num(x.recovery_factor), str(x.trades))
+                      fmt_num(x.recovery_factor), str(x.trades), str(x.rounded_to_zero))
     console.print(table)
     for note in result.notes:
         console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
@@ -148,7 +157,8 @@ def register(app: typer.Typer) -> None:
         "Position-sizing sweep: replay a run once per level of risk_per_trade (or fixed_fraction, the key its "
         "sizing mode uses), compare return, CAGR, Sharpe, Sortino, recovery factor, Ulcer index and max drawdown, "
         "mark the efficient frontier of return against drawdown, and recommend the highest-return frontier level "
-        "within --max-drawdown."))
+        "that traded and made money within --max-drawdown. Entries denied because their size rounds to zero "
+        "whole shares are counted per level."))
 
 
 __all__ = ["FILES", "register", "sizing"]

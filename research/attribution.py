@@ -7,11 +7,15 @@ net of commission) plus the open-at-end P&L equals ``equity end - starting cash`
 P&L is computed from the positions (``positions.csv``: ``unrealized_pnl`` = (mark - average price)
 x signed quantity, before commission) plus what the open round trips already realised on partial
 exits, minus the commissions their fills already paid (from ``fills.csv``), and is checked
-against ``equity end - starting cash - closed P&L``; a difference above
-:data:`RECONCILE_TOLERANCE` USD is reported as an error (:attr:`Attribution.reconciled`).
+against ``equity end - starting cash - closed P&L``; a difference above the tolerance
+(:func:`reconcile_tolerance`: :data:`RECONCILE_TOLERANCE` USD, or :data:`RELATIVE_TOLERANCE` of the
+account's scale when that is larger, since the equity curve's float rounding grows with the dollars
+it adds up) is reported as an error (:attr:`Attribution.reconciled`).
 
 Factor split (Sharpe 1964 single-index model; Jensen 1968): with daily strategy P&L ``pnl_d =
-E_d - E_{d-1}`` (``E`` the last equity of each UTC day, ``E_0`` the starting cash), benchmark
+E_d - E_{d-1}`` (``E`` the last equity of each trading day: the date a bar *starts* in the
+benchmark exchange's time zone, so a Friday's daily bar, which ends on Saturday UTC, is Friday's;
+``E_0`` the starting cash), benchmark
 daily return ``b_d`` (buy and hold of SPY, else the first symbol, from the run's bars:
 :func:`research.benchmark.buy_and_hold`) and ``beta`` the OLS slope of the strategy's daily returns
 on ``b`` over the whole run (with intercept; :func:`research.tearsheet.relative_stats`, the days
@@ -37,14 +41,20 @@ from research.benchmark import buy_and_hold
 from research.finished_run import FinishedRun
 from research.safe_files import json_safe
 from research.tearsheet import relative_stats
-from research.trade_context import EXIT_TYPES, WEEKDAYS, TradeContext, benchmark_symbol
+from research.trade_context import EXIT_TYPES, WEEKDAYS, TradeContext, benchmark_symbol, local_zone
 
-__all__ = ["DIMENSIONS", "DIMENSION_TITLES", "HOLDING_EDGES", "OPEN_AT_END", "RECONCILE_TOLERANCE", "Attribution",
-           "Bucket", "FactorSplit", "OpenAtEnd", "attribute", "attribution_document", "attribution_rows",
-           "bucket_frame", "factor_split", "holding_buckets", "open_at_end", "write_attribution_files"]
+__all__ = ["DIMENSIONS", "DIMENSION_TITLES", "HOLDING_EDGES", "OPEN_AT_END", "RECONCILE_TOLERANCE",
+           "RELATIVE_TOLERANCE", "Attribution", "Bucket", "FactorSplit", "OpenAtEnd", "attribute",
+           "attribution_document", "attribution_rows", "bucket_frame", "factor_split", "holding_buckets",
+           "open_at_end", "reconcile_tolerance", "write_attribution_files"]
 
 RECONCILE_TOLERANCE = 1e-6
-"""USD: largest accepted difference between the open-at-end P&L from the positions and from equity."""
+"""USD: the smallest tolerance of the open-at-end check (:func:`reconcile_tolerance`)."""
+RELATIVE_TOLERANCE = 1e-12
+"""Fraction of the account's scale (the larger of the gross traded notional and the largest
+equity, USD) accepted as float rounding by the open-at-end check: about 10,000 times float64's
+relative precision (2.2e-16), for the rounding of the thousands of additions behind an equity
+curve, and still a millionth of a cent per USD 10,000 traded."""
 OPEN_AT_END = "open at end"
 """Label of the line of positions still open at the end."""
 DIMENSIONS = ("symbol", "asset_class", "regime", "time_of_day", "weekday", "exit_type", "holding_period",
@@ -90,6 +100,8 @@ class OpenAtEnd:
         The parts of ``pnl``.
     positions : int
         Open positions.
+    tolerance : float
+        Largest accepted ``difference``, USD (:func:`reconcile_tolerance`).
     """
 
     pnl: float
@@ -98,6 +110,7 @@ class OpenAtEnd:
     realized_partial: float
     commissions: float
     positions: int
+    tolerance: float = RECONCILE_TOLERANCE
 
     @property
     def difference(self) -> float:
@@ -120,8 +133,9 @@ class FactorSplit:
     days : int
         Daily returns behind ``beta``.
     daily : pd.DataFrame
-        Per UTC day (index): ``pnl``, ``equity_before`` (USD), ``benchmark_return`` (fraction),
-        ``market``, ``alpha`` (USD).
+        Per trading day (index: naive dates, the day a bar starts in the exchange's time zone):
+        ``pnl``, ``equity_before`` (USD), ``benchmark_return`` (fraction), ``market``, ``alpha``
+        (USD).
     """
 
     benchmark: str
@@ -164,8 +178,9 @@ class Attribution:
 
     @property
     def reconciled(self) -> bool:
-        """Whether the open-at-end P&L from the positions matches the equity curve within tolerance."""
-        return abs(self.open_at_end.difference) <= RECONCILE_TOLERANCE
+        """Whether the open-at-end P&L from the positions matches the equity curve within
+        :attr:`OpenAtEnd.tolerance`."""
+        return abs(self.open_at_end.difference) <= self.open_at_end.tolerance
 
 
 def _open_leg(fills: pd.DataFrame) -> tuple[float, float]:
@@ -194,6 +209,38 @@ def _open_leg(fills: pd.DataFrame) -> tuple[float, float]:
             commissions += commission
             position += signed
     return realized, commissions
+
+
+def reconcile_tolerance(run: FinishedRun) -> float:
+    """Largest accepted difference (USD) between the open-at-end P&L from the positions and from
+    the equity curve: ``max(RECONCILE_TOLERANCE, RELATIVE_TOLERANCE x scale)`` with ``scale`` the
+    larger of the gross traded notional (sum of ``|quantity x price|`` over the fills; over the
+    trades' entries and exits when the run has no fills) and the largest ``|equity|``, USD.
+
+    A replay's equity is cash plus marked positions, cash the running sum of every fill's
+    notional and commission: its float rounding grows with those amounts (a 1e9 USD account shows
+    a few 1e-6 USD), so a fixed tolerance would fail large accounts on noise.
+
+    Examples
+    --------
+    >>> from research.finished_run import FinishedRun
+    >>> r = FinishedRun("r", "s", {}, ["X"], "1h", 1e9, pd.Series([1e9, 1.2e9]), pd.DataFrame(),
+    ...                 pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+    >>> reconcile_tolerance(r)
+    0.0012
+    """
+    fills, trades = run.fills, run.trades
+    if len(fills):
+        gross = math.fsum((fills["quantity"].astype(float) * fills["price"].astype(float)).abs())
+    elif len(trades):
+        quantity = trades["quantity"].astype(float).abs()
+        gross = math.fsum(quantity * (trades["entry_price"].astype(float).abs()
+                                      + trades["exit_price"].astype(float).abs()))
+    else:
+        gross = 0.0
+    peak = float(run.equity.abs().max()) if len(run.equity) else 0.0
+    scale = max(gross, peak, abs(run.starting_cash))
+    return max(RECONCILE_TOLERANCE, RELATIVE_TOLERANCE * scale) if math.isfinite(scale) else RECONCILE_TOLERANCE
 
 
 def open_at_end(run: FinishedRun, bars: Sequence[BarSeries] | None = None) -> OpenAtEnd:
@@ -229,7 +276,7 @@ def open_at_end(run: FinishedRun, bars: Sequence[BarSeries] | None = None) -> Op
         realized.append(part)
         paid.append(fee)
     u, r, c = math.fsum(unrealized), math.fsum(realized), math.fsum(paid)
-    return OpenAtEnd(u + r - c, from_equity, u, r, c, len(unrealized))
+    return OpenAtEnd(u + r - c, from_equity, u, r, c, len(unrealized), reconcile_tolerance(run))
 
 
 def holding_buckets(bars_held: pd.Series, holding_s: pd.Series, timeframe_ns: int) -> tuple[pd.Series, str]:
@@ -311,8 +358,9 @@ def bucket_frame(trades: pd.DataFrame, column: str) -> list[Bucket]:
 
 
 def factor_split(equity: pd.Series, starting_cash: float, benchmark_close: pd.Series,
-                 benchmark: str = "benchmark") -> FactorSplit:
-    """Split the P&L of ``equity`` into a market (beta x benchmark) and an alpha part, per UTC day.
+                 benchmark: str = "benchmark", *, timeframe_ns: int = 0, zone: str = "UTC") -> FactorSplit:
+    """Split the P&L of ``equity`` into a market (beta x benchmark) and an alpha part, per trading
+    day: the date each bar starts (its end minus ``timeframe_ns``) in ``zone``.
 
     Parameters
     ----------
@@ -324,6 +372,10 @@ def factor_split(equity: pd.Series, starting_cash: float, benchmark_close: pd.Se
         The benchmark's close, USD, stamped at bar end (tz-aware).
     benchmark : str
         Its name, for the result.
+    timeframe_ns : int
+        Bar length (ns): the index holds bar ends, the day is the bar's start's.
+    zone : str
+        The exchange's time zone (:func:`research.trade_context.local_zone`; UTC for 24/7).
 
     Returns
     -------
@@ -337,7 +389,8 @@ def factor_split(equity: pd.Series, starting_cash: float, benchmark_close: pd.Se
     """
     curve = buy_and_hold({benchmark: benchmark_close}, starting_cash, pd.DatetimeIndex(equity.index))
     stats = relative_stats(equity, curve, 252.0)
-    day = pd.DatetimeIndex(equity.index).normalize()
+    starts = pd.DatetimeIndex(equity.index) - pd.Timedelta(timeframe_ns, unit="ns")
+    day = starts.tz_convert(zone).tz_localize(None).normalize().rename("date")
     strategy_daily = equity.groupby(day).last()
     bench_daily = curve.groupby(day).last()
     before = strategy_daily.shift(1)
@@ -388,7 +441,9 @@ def attribute(run: FinishedRun, context: TradeContext, bars: Sequence[BarSeries]
     symbol = benchmark_symbol(list(series))
     bench = series[symbol]
     close = pd.Series(bench.close, index=pd.DatetimeIndex(pd.to_datetime(bench.ts_init, unit="ns", utc=True)))
-    factor = factor_split(run.equity, run.starting_cash, close, symbol)
+    calendars = (run.run_info.get("fill") or {}).get("calendars") or {}
+    factor = factor_split(run.equity, run.starting_cash, close, symbol, timeframe_ns=context.timeframe_ns,
+                          zone=local_zone(symbol, calendars))
     closed = float(math.fsum(trades["pnl"])) if len(trades) else 0.0
     return Attribution(run.run_id, run.total_pnl, closed, open_at_end(run, bars), dimensions, factor, unit,
                        TradeContext(trades, context.benchmark, context.timeframe_ns, context.has_confidence))
@@ -398,7 +453,8 @@ def attribution_document(result: Attribution) -> dict[str, Any]:
     """Return ``attribution.json``: ``run_id``, ``total_pnl``, ``dimensions`` (name -> list of
     ``{"bucket", "pnl", "trades", "hit_rate", "expectancy"}``, closed trades only),
     ``open_at_end_pnl``, ``factor`` (``beta``, ``market_pnl``, ``alpha_pnl``), and for people:
-    ``closed_pnl``, ``reconciliation``, ``holding_unit``, ``benchmark``. USD, fractions; no NaN."""
+    ``closed_pnl``, ``reconciliation`` (with ``tolerance`` USD and ``tolerance_rule``),
+    ``holding_unit``, ``benchmark``. USD, fractions; no NaN."""
     o, f = result.open_at_end, result.factor
     return json_safe({
         "run_id": result.run_id, "total_pnl": result.total_pnl,
@@ -407,7 +463,9 @@ def attribution_document(result: Attribution) -> dict[str, Any]:
         "factor": {"beta": f.beta, "market_pnl": f.market_pnl, "alpha_pnl": f.alpha_pnl},
         "closed_pnl": result.closed_pnl,
         "reconciliation": {"open_at_end_from_positions": o.pnl, "open_at_end_from_equity": o.from_equity,
-                           "difference": o.difference, "tolerance": RECONCILE_TOLERANCE,
+                           "difference": o.difference, "tolerance": o.tolerance,
+                           "tolerance_rule": f"max({RECONCILE_TOLERANCE:g} USD, {RELATIVE_TOLERANCE:g} x the larger of "
+                                             "the gross traded notional and the largest equity)",
                            "ok": result.reconciled, "open_positions": o.positions, "unrealized": o.unrealized,
                            "realized_on_partial_exits": o.realized_partial, "commissions_paid": o.commissions},
         "holding_unit": result.holding_unit,
@@ -431,7 +489,7 @@ def attribution_rows(result: Attribution) -> pd.DataFrame:
 def write_attribution_files(result: Attribution, out_dir: Path) -> list[str]:
     """Write ``attribution.json``, ``attribution.csv`` (long table), ``attribution_trades.csv``
     (every trade with its context and buckets) and ``attribution_daily.csv`` (the factor split per
-    day) into ``out_dir`` (created); return the names written."""
+    trading day) into ``out_dir`` (created); return the names written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "attribution.json").write_text(json.dumps(attribution_document(result), indent=2, allow_nan=False))
     attribution_rows(result).to_csv(out_dir / "attribution.csv", index=False)

@@ -31,9 +31,10 @@ from backtest.sources import BarSeries
 from core.enums import Regime
 from learning.regime import RegimeConfig, RegimeDetector
 
-__all__ = ["MarketPeriod", "RobustnessError", "benchmark_of", "detect_periods", "given_periods"]
+__all__ = ["PERIOD_LABELS", "MarketPeriod", "RobustnessError", "benchmark_of", "detect_periods", "given_periods"]
 
-_PERIOD_LABELS = ("bull", "bear", "high_vol", "sideways")
+PERIOD_LABELS = ("bull", "bear", "high_vol", "sideways")
+"""Names of the detected periods, in report order."""
 _TRENDING = (Regime.LOW_VOL_TRENDING.value, Regime.HIGH_VOL_TRENDING.value)
 _HIGH_VOL = (Regime.HIGH_VOL_TRENDING.value, Regime.HIGH_VOL_MEAN_REVERTING.value)
 
@@ -61,6 +62,8 @@ class MarketPeriod:
         Share of the period's bars (past the detector's warm-up) carrying the period's label.
     source : str
         ``"detected"`` or ``"given"``.
+    note : str
+        How a given period was cut to the data (empty when it was not).
     """
 
     name: str
@@ -70,6 +73,7 @@ class MarketPeriod:
     benchmark_return: float | None = None
     share: float | None = None
     source: str = "detected"
+    note: str = ""
 
     def describe(self) -> str:
         """One line for the report: window, benchmark move and label share."""
@@ -145,11 +149,16 @@ def detect_periods(series: BarSeries, regime: RegimeConfig) -> tuple[list[Market
         best = max(pool, key=key)
         used.add(best.start)
         chosen[label] = MarketPeriod(label, best.start, best.end, series.symbol, best.move, share(best))
-    return [chosen[label] for label in _PERIOD_LABELS if label in chosen], notes
+    return [chosen[label] for label in PERIOD_LABELS if label in chosen], notes
 
 
 def given_periods(series: Sequence[BarSeries], given: Sequence[tuple[str, int, int]]) -> list[MarketPeriod]:
-    """The ``--period`` windows, checked against the data (each must lie inside it and hold bars).
+    """The ``--period`` windows, checked against the data.
+
+    The data covers whole UTC days, from the midnight of the first bar to the midnight after the
+    last one ends (so ``2019-01-01`` covers a 14:30 first bar). A period that runs past either end
+    is cut to it, as a detected quarter is measured only over the bars it has, and says so in its
+    :attr:`MarketPeriod.note`; one entirely outside the data, or without a bar, is refused.
 
     Raises
     ------
@@ -161,19 +170,30 @@ def given_periods(series: Sequence[BarSeries], given: Sequence[tuple[str, int, i
     last = max(int(s.ts_init[-1]) for s in kept)
     day = 86_400_000_000_000
     low, high = first - first % day, last - last % day + day  # whole days: 2019-01-01 covers a 14:30 first bar
+    if last % day == 0:
+        high = last  # the last bar ends at midnight: that day holds none of the data
     bench = benchmark_of(kept)
     periods = []
     for name, start, end in given:
-        if start < low or end > high:
+        if end <= low or start >= high:
             raise RobustnessError(f"--period {name}={_date(start)}:{_date(end)} is outside the run's data "
                                   f"({_date(first)} .. {_date(last - 1)}); give dates inside it")
+        cuts = []
+        if start < low:
+            start = low
+            cuts.append(f"starts on {_date(low)}")
+        if end > high:
+            end = high
+            cuts.append(f"ends on {_date(high - 1)}")
+        note = (f"--period {name}: cut to {_date(start)} .. {_date(end - 1)}, the run's data, which "
+                f"{' and '.join(cuts)}") if cuts else ""
         if not any(np.any((s.ts_event >= start) & (s.ts_event < end)) for s in kept):
             raise RobustnessError(f"--period {name}: no bar between {_date(start)} and {_date(end)}")
         closes = bench.close[(bench.ts_event >= start) & (bench.ts_event < end)]
         before = bench.close[bench.ts_event < start]
         ref = float(before[-1]) if len(before) else (float(closes[0]) if len(closes) else None)
         move = float(closes[-1]) / ref - 1.0 if len(closes) and ref else None
-        periods.append(MarketPeriod(name, start, end, bench.symbol, move, None, "given"))
+        periods.append(MarketPeriod(name, start, end, bench.symbol, move, None, "given", note))
     return periods
 
 

@@ -25,14 +25,20 @@ Scenario kinds
     ``partial_fills`` (at most 1% of a bar's volume per order, ``fill.participation_cap``).
 
 The base run itself is replayed too (``base``), so every comparison is between replays of the same
-engine on the same bars.
+engine on the same bars. Scenario names are unique: a ``--period`` or ``--universe`` NAME may not be
+``base``, repeat, or be the name of a scenario of another kind (:func:`check_names`); a given
+period may take a detected period's name (given periods replace the detected ones) and a given
+universe ``crypto`` or ``mixed`` replaces that built-in universe.
 
 Score
 -----
 Four parts, 0-100 in all (:mod:`research.robustness_score`): the share of scenarios profitable
 (30 points), the worst Sharpe against the base one (25), the worst drawdown against the circuit
-breaker's limit (25) and the return kept under doubled costs (20). The run passes at
-``score >= pass_score`` (60 by default).
+breaker's limit (25) and the return kept under doubled costs (20). A scenario with fewer than
+:data:`~research.robustness_score.MIN_SCENARIO_TRADES` (5) closed trades is *thin*: never counted
+as profitable, and left out of the worst Sharpe and the weakest scenario when others are not thin.
+The run passes at ``score >= pass_score`` (60 by default) if its base replay closed at least
+``min_trades`` trades (20 by default).
 
 Modules: :mod:`research.market_periods` (the periods), :mod:`research.robustness_score` (the score);
 this one plans the scenarios, runs them and writes the files, and re-exports their public names.
@@ -59,20 +65,22 @@ from backtest.spec import RunSpec
 from core.time import to_datetime
 from research.finished_run import FinishedRun, run_spec
 from research.fork_pool import WorkerDied
-from research.market_periods import (MarketPeriod, RobustnessError, _date, benchmark_of, detect_periods,
-                                     given_periods)
+from research.market_periods import (PERIOD_LABELS, MarketPeriod, RobustnessError, _date, benchmark_of,
+                                     detect_periods, given_periods)
 from research.metrics import compute_metrics
 from research.rerun import scaled_costs
-from research.robustness_score import (COST_SCENARIOS, DEFAULT_PASS_SCORE, WEIGHTS, RobustnessScore, ScenarioOutcome,
-                                       finite_or_none, outcome_of, score_scenarios)
+from research.robustness_score import (COST_SCENARIOS, DEFAULT_MIN_TRADES, DEFAULT_PASS_SCORE, MIN_SCENARIO_TRADES,
+                                       WEIGHTS, RobustnessScore, ScenarioOutcome, finite_or_none, outcome_of,
+                                       score_scenarios, verdict)
 from research.safe_files import write_whole
 from research.stress import STRESS_SCENARIOS, place_window
 from research.variants import Variant, VariantData, VariantResult, run_variants, warm_start, warmup_bars
 
-__all__ = ["COST_SCENARIOS", "CRYPTO_FILE", "DEFAULT_PASS_SCORE", "KINDS", "WEIGHTS", "MarketPeriod", "RobustnessError",
-           "RobustnessResult", "RobustnessScore", "ScenarioOutcome", "benchmark_of", "detect_periods",
+__all__ = ["ASSUMPTIONS", "BUILT_IN_UNIVERSES", "COST_SCENARIOS", "CRYPTO_FILE", "DEFAULT_MIN_TRADES",
+           "DEFAULT_PASS_SCORE", "KINDS", "MIN_SCENARIO_TRADES", "WEIGHTS", "MarketPeriod", "RobustnessError",
+           "RobustnessResult", "RobustnessScore", "ScenarioOutcome", "benchmark_of", "check_names", "detect_periods",
            "given_periods", "load_universes", "outcome_of", "parse_period", "parse_time", "parse_universe",
-           "plan_scenarios", "run_robustness", "score_scenarios", "write_robustness"]
+           "plan_scenarios", "run_robustness", "score_scenarios", "verdict", "write_robustness"]
 
 CRYPTO_FILE = Path(__file__).resolve().parents[1] / "data" / "crypto_1hour" / "COINBASE_BTCUSD.csv.gz"
 """The bundled crypto bars of the ``crypto`` and ``mixed`` universes (hourly BTC-USD, 2017-07..2019-10)."""
@@ -80,6 +88,10 @@ KINDS = ("period", "universe", "stress", "assumption")
 """Scenario kinds, in report order."""
 PARTICIPATION_CAP = 0.01
 """Fraction of a bar's volume one order may take in ``partial_fills``."""
+BUILT_IN_UNIVERSES = ("crypto", "mixed")
+"""The universes every study tries besides the run's own."""
+ASSUMPTIONS = ("slippage_2x", "commission_2x", "delayed_entry", "partial_fills")
+"""The pessimistic-assumption scenarios, in plan order."""
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
@@ -148,6 +160,49 @@ def parse_period(text: str) -> tuple[str, int, int]:
     return name, start, end
 
 
+def check_names(periods: Sequence[str], universes: Sequence[str]) -> None:
+    """Refuse ``--period`` and ``--universe`` names that would make two scenarios share a name
+    (the score and the stress windows find scenarios by name).
+
+    A name may not be ``base``, be given twice, name both a period and a universe, or be a
+    built-in scenario of another kind: for a period a built-in universe, stress scenario or
+    assumption; for a universe a detected period, stress scenario or assumption. A period named
+    like a detected one, or a universe named ``crypto`` or ``mixed``, replaces that one.
+
+    Raises
+    ------
+    RobustnessError
+        Naming the option, the name and what it collides with.
+
+    Examples
+    --------
+    >>> check_names(["gfc", "bull"], ["banks", "crypto"])
+    >>> check_names(["slippage_2x"], [])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    research.market_periods.RobustnessError: --period slippage_2x: the name of the built-in assumption scenario ...
+    """
+    stress = tuple(s.name for s in STRESS_SCENARIOS)
+    taken = {"period": {**{n: "universe" for n in BUILT_IN_UNIVERSES}, **{n: "stress" for n in stress},
+                        **{n: "assumption" for n in ASSUMPTIONS}},
+             "universe": {**{n: "period" for n in PERIOD_LABELS}, **{n: "stress" for n in stress},
+                          **{n: "assumption" for n in ASSUMPTIONS}}}
+    for option, names, other in (("period", periods, universes), ("universe", universes, periods)):
+        for name in names:
+            if name == "base":
+                raise RobustnessError(f"--{option} base: the name 'base' is the run itself; choose another NAME")
+            if list(names).count(name) > 1:
+                raise RobustnessError(f"--{option} {name}: given more than once; each NAME must be unique")
+            if name in other:
+                also = "universe" if option == "period" else "period"
+                raise RobustnessError(f"--{option} {name}: also given as a --{also} NAME; each scenario needs its "
+                                      "own name")
+            kind = taken[option].get(name)
+            if kind is not None:
+                raise RobustnessError(f"--{option} {name}: the name of the built-in {kind} scenario {name}; choose "
+                                      "another NAME")
+
+
 def parse_universe(text: str) -> tuple[str, str]:
     """``NAME=GLOB`` -> (name, glob).
 
@@ -203,11 +258,7 @@ def load_universes(run: FinishedRun, base: Sequence[BarSeries], given: Sequence[
     universes: dict[str, list[BarSeries]] = {}
     notes: list[str] = []
     names = [name for name, _ in given]
-    for name in names:
-        if name == "base":
-            raise RobustnessError("--universe base: the name 'base' is the run itself; choose another")
-        if names.count(name) > 1:
-            raise RobustnessError(f"--universe {name}: given more than once")
+    check_names([], names)
     equities = [s for s in kept if not _is_crypto(s.symbol, calendars)]
     crypto: list[BarSeries] | None = None
     if "crypto" not in names or "mixed" not in names:
@@ -284,7 +335,8 @@ def plan_scenarios(run: FinishedRun, data: VariantData, *, periods: Sequence[tup
     Raises
     ------
     RobustnessError
-        For a period outside the data, or a stress window that does not fit.
+        For a period outside the data, a stress window that does not fit, or two scenarios of
+        one name (:func:`check_names`).
     research.finished_run.RunLoadError
         If the run does not record its settings.
     """
@@ -294,8 +346,10 @@ def plan_scenarios(run: FinishedRun, data: VariantData, *, periods: Sequence[tup
     base = list(data["base"])
     variants = [Variant("base", "base", spec, label="the run as it was, replayed again")]
     notes: list[str] = []
+    check_names([name for name, _, _ in periods], [n for n in data if n not in ("base", *BUILT_IN_UNIVERSES)])
     if periods:
         chosen = given_periods(base, periods)
+        notes += [p.note for p in chosen if p.note]
     else:
         chosen, missing = detect_periods(benchmark_of([s for s in base if len(s)]), spec.signals.regime)
         notes += missing
@@ -309,16 +363,22 @@ def plan_scenarios(run: FinishedRun, data: VariantData, *, periods: Sequence[tup
             symbols = ", ".join(s.symbol for s in series)
             variants.append(Variant(name, "universe", spec, bars=name, label=f"universe {name}", note=symbols))
     if stress:
+        first = min(int(s.ts_event[0]) for s in base if len(s))
+        if stress_at is not None and stress_at < first:
+            notes.append(f"--stress-at {_date(stress_at)} is before the run's first bar ({_date(first)}): the stress "
+                         "windows start at the first bar's day instead")
         for scenario in STRESS_SCENARIOS:
             try:
                 window = place_window(base, scenario, stress_at)
             except StressError as exc:
                 raise RobustnessError(str(exc)) from None
-            note = f"window {_date(window[0])} .. {_date(window[1] - 1)}"
-            if window[1] - window[0] < scenario.end_of(window[0]) - window[0]:
+            note = f"window {_date(window.start)} .. {_date(window.end - 1)}"
+            if window.shortened:
                 note += " (shortened to half of the run's span: the run is shorter than twice the window)"
+            elif window.moved:
+                note += " (moved back to end with the run's last bar)"
             variants.append(Variant(scenario.name, "stress", spec, label=scenario.label, stress=scenario,
-                                    stress_window=window, note=note))
+                                    stress_window=(window.start, window.end), note=note))
     fills = _fill_overrides(spec)
     for name in ("slippage_2x", "commission_2x"):
         variants.append(Variant(name, "assumption", spec.model_copy(update={
@@ -329,6 +389,10 @@ def plan_scenarios(run: FinishedRun, data: VariantData, *, periods: Sequence[tup
     variants.append(Variant("partial_fills", "assumption", spec.model_copy(update={
         "fill": spec.fill.model_copy(update=fills["partial_fills"])}), label="partial fills",
         note=_describe_fill(fills["partial_fills"]) + " (the rest fills on later bars)"))
+    names = [v.name for v in variants]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # check_names makes this impossible; a plan that compares by name must never hold two
+        raise RobustnessError(f"two scenarios named {', '.join(twice)}; rename the --period or --universe")
     return variants, chosen, notes
 
 
@@ -348,6 +412,7 @@ class RobustnessResult:
         Every other variant, in plan order.
     score : RobustnessScore
     pass_score : float
+        Score at or above which the run passes.
     max_drawdown_limit : float
         The run's ``[risk] max_drawdown``.
     periods : list of MarketPeriod
@@ -356,6 +421,8 @@ class RobustnessResult:
     notes : list of str
         What was skipped and why.
     elapsed_s : float
+    min_trades : int
+        Closed trades the base replay needs before the run can pass.
     """
 
     run: FinishedRun
@@ -368,10 +435,17 @@ class RobustnessResult:
     stress_windows: dict[str, tuple[int, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    min_trades: int = DEFAULT_MIN_TRADES
 
     @property
     def passed(self) -> bool:
-        return self.score.score >= self.pass_score
+        """Score at or above ``pass_score`` from a base replay of at least ``min_trades`` trades."""
+        return self.verdict[0]
+
+    @property
+    def verdict(self) -> tuple[bool, str]:
+        """(passed, why): :func:`research.robustness_score.verdict`."""
+        return verdict(self.score.score, outcome_of(self.base).trades, self.pass_score, self.min_trades)
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per scenario, base first: what ``scenarios.csv`` holds (see :meth:`to_dict`)."""
@@ -395,10 +469,11 @@ class RobustnessResult:
     def to_dict(self) -> dict[str, Any]:
         """The ``robustness.json`` document (no NaN; ``None`` where undefined).
 
-        Keys: ``run_id``, ``strategy``, ``score`` (0-100), ``passed``, ``pass_score``, ``parts``
-        (points per part), ``weights``, ``fractions``, ``details``, ``weakest`` (name, kind,
-        sharpe, total_return, max_drawdown), ``base`` and ``scenarios`` (name, kind, sharpe,
-        total_return, max_drawdown, trades, start, end, and label, cagr, base_return and
+        Keys: ``run_id``, ``strategy``, ``score`` (0-100), ``passed``, ``pass_score``,
+        ``passed_reason`` (why it passed or not), ``min_trades``, ``min_scenario_trades``,
+        ``parts`` (points per part), ``weights``, ``fractions``, ``details``, ``weakest`` (name,
+        kind, sharpe, total_return, max_drawdown), ``base`` and ``scenarios`` (name, kind, sharpe,
+        total_return, max_drawdown, trades, start, end, thin, and label, cagr, base_return and
         base_sharpe (the base replay over the scenario's span), vs_base_return and vs_base_sharpe
         (the scenario minus those), denied (order intents risk denied), slippage, commission USD,
         note, error, window_start/window_end of a
@@ -409,6 +484,8 @@ class RobustnessResult:
         return {
             "run_id": self.run.run_id, "strategy": self.run.strategy, "params": self.run.params,
             "score": round(self.score.score, 2), "passed": self.passed, "pass_score": self.pass_score,
+            "passed_reason": self.verdict[1], "min_trades": self.min_trades,
+            "min_scenario_trades": MIN_SCENARIO_TRADES,
             "parts": {k: round(v, 2) for k, v in self.score.parts.items()}, "weights": dict(WEIGHTS),
             "fractions": {k: round(v, 4) for k, v in self.score.fractions.items()}, "details": self.score.details,
             "weakest": None if weakest is None else {k: v for k, v in weakest.to_dict().items()
@@ -422,10 +499,11 @@ class RobustnessResult:
 
 
 def run_robustness(run: FinishedRun, data: VariantData, variants: Sequence[Variant], *, jobs: int = 1,
-                   pass_score: float = DEFAULT_PASS_SCORE, periods: Sequence[MarketPeriod] = (),
-                   notes: Sequence[str] = (), progress: Callable[[VariantResult], None] | None = None
-                   ) -> RobustnessResult:
-    """Replay ``variants`` (the first must be the base) and score them.
+                   pass_score: float = DEFAULT_PASS_SCORE, min_trades: int = DEFAULT_MIN_TRADES,
+                   periods: Sequence[MarketPeriod] = (), notes: Sequence[str] = (),
+                   progress: Callable[[VariantResult], None] | None = None) -> RobustnessResult:
+    """Replay ``variants`` (the first must be the base) and score them; the run passes at
+    ``score >= pass_score`` when the base replay closed at least ``min_trades`` trades.
 
     Raises
     ------
@@ -447,7 +525,7 @@ def run_robustness(run: FinishedRun, data: VariantData, variants: Sequence[Varia
     windows = {v.name: v.stress_window for v in variants if v.stress_window is not None}
     return RobustnessResult(run, base, list(scenarios), score, pass_score, limit, list(periods),
                             {k: w for k, w in windows.items() if w is not None}, list(notes),
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, min_trades)
 
 
 def write_robustness(result: RobustnessResult, out_dir: str | Path) -> list[str]:

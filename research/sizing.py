@@ -14,10 +14,15 @@ report draws it); a study would have to replay every level twice.
 
 Per level: the figures of :func:`research.metrics.compute_metrics` (total return, CAGR, Sharpe,
 Sortino, max drawdown, trades, exposure), the Ulcer index and the recovery factor
-(:func:`research.risk_metrics.ulcer_index`, :func:`~research.risk_metrics.recovery_factor`), the mean entry notional, and whether the drawdown breaker
-halted trading. Levels not dominated in (return up, max drawdown down) are the efficient
-frontier (:func:`efficient_frontier`); the recommended level is the highest-return frontier level
-whose max drawdown is within the tolerance (:func:`recommend`).
+(:func:`research.risk_metrics.ulcer_index`, :func:`~research.risk_metrics.recovery_factor`), the
+mean entry notional, whether the drawdown breaker halted trading, and how many entry intents risk
+denied because their size rounds to zero whole shares (``rounded_to_zero``: a small level on a
+high-priced symbol, e.g. bitcoin, without ``risk.fractional_shares`` trades less, or not at all).
+Levels that traded and are not dominated in (return up, max drawdown down) by another level that
+traded are the efficient frontier (:func:`efficient_frontier`); the recommended level is the
+highest-return frontier level within the drawdown tolerance, if that return is positive
+(:func:`recommend`); otherwise there is none, and the reason says why. A sweep where no level
+closed a trade is refused.
 
 Outputs (:func:`write_sizing_outputs`): ``sizing.json`` (keys in :meth:`SizingResult.to_json`;
 each level's ``risk_per_trade`` holds the value of the swept ``key``) and ``levels.csv``.
@@ -39,25 +44,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest.replay import ReplayResult
+from alerts.sinks import MemoryAlertSink
+from backtest.replay import ReplayResult, run_replay
 from backtest.sources import BarSeries
 from backtest.spec import RunSpec
 from core.enums import TradingState
+from core.ports import Decision
 from research.fork_pool import WorkerDied, fork_map
 from research.metrics import compute_metrics
-from research.rerun import error_text, quiet_replay
+from research.optimize import DiscardStore
+from research.rerun import error_text
 from research.risk_metrics import max_drawdown_usd, recovery_factor, ulcer_index
 from research.safe_files import json_safe, write_whole
 from risk.config import RiskConfig
 
-__all__ = ["MAX_LEVEL", "MAX_LEVELS", "SizingError", "SizingLevel", "SizingResult", "efficient_frontier",
-           "level_spec", "measure_level", "parse_levels", "recommend", "run_sizing", "sizing_key",
+__all__ = ["MAX_LEVEL", "MAX_LEVELS", "ROUNDS_TO_ZERO", "SizingError", "SizingLevel", "SizingResult",
+           "efficient_frontier", "level_spec", "measure_level", "parse_levels", "recommend", "run_sizing", "sizing_key",
            "write_sizing_outputs"]
 
 MAX_LEVEL = 0.1
 """Largest sizing level accepted (a fraction of equity: 0.1 = 10 %)."""
 MAX_LEVELS = 200
 """Most levels one sweep replays."""
+ROUNDS_TO_ZERO = "size rounds to zero"
+"""How the risk engine's denial reason starts when a size is below one whole share."""
 
 
 class SizingError(ValueError):
@@ -184,8 +194,12 @@ class SizingLevel:
         Mean entry notional of the round trips (quantity x entry price), USD; None without trades.
     halted : str or None
         ISO time (UTC) the trading state first became HALTED (drawdown breaker), else None.
+    rounded_to_zero : int
+        Order intents risk denied because their size rounds to zero shares (whole shares only,
+        unless ``risk.fractional_shares``).
     on_frontier : bool
-        Not dominated in (return up, max drawdown down) by another level of the sweep.
+        Closed a trade and not dominated in (return up, max drawdown down) by another level of the
+        sweep that did.
     equity : pd.Series
         The level's equity curve (USD, bar-end UTC index); not written to JSON.
     """
@@ -204,6 +218,7 @@ class SizingLevel:
     max_drawdown_usd: float = 0.0
     mean_position_usd: float | None = None
     halted: str | None = None
+    rounded_to_zero: int = 0
     on_frontier: bool = False
     equity: pd.Series = field(default_factory=lambda: pd.Series(dtype="float64"), repr=False, compare=False)
 
@@ -214,13 +229,18 @@ class SizingLevel:
                   "ulcer_index": self.ulcer_index, "max_drawdown": self.max_drawdown, "trades": self.trades,
                   "on_frontier": self.on_frontier, "exposure": self.exposure, "net_profit": self.net_profit,
                   "max_drawdown_usd": self.max_drawdown_usd, "mean_position_usd": self.mean_position_usd,
-                  "halted": self.halted}
-        return {k: json_safe(v) for k, v in values.items()}
+                  "halted": self.halted, "rounded_to_zero": self.rounded_to_zero}
+        return {k: _plain(json_safe(v)) for k, v in values.items()}
 
 
-def measure_level(result: ReplayResult, level: float) -> SizingLevel:
+def _plain(value: Any) -> Any:
+    """A float ``-0.0`` as ``0.0`` (a flat curve's drawdown), anything else as it is."""
+    return value + 0.0 if isinstance(value, float) else value
+
+
+def measure_level(result: ReplayResult, level: float, rounded_to_zero: int = 0) -> SizingLevel:
     """Return the figures of one level's replay (``on_frontier`` False until :func:`run_sizing`
-    compares the levels)."""
+    compares the levels); ``rounded_to_zero`` the intents denied for a size below one share."""
     index = pd.to_datetime(result.equity_ts, unit="ns", utc=True)
     equity = pd.Series(np.asarray(result.equity, dtype="float64"), index=index, name="equity")
     exposure = pd.Series(result.gross_exposure / result.equity, index=index)
@@ -229,12 +249,14 @@ def measure_level(result: ReplayResult, level: float) -> SizingLevel:
     m = compute_metrics(equity, trades=trades, fills=fills, exposure=exposure)
     notional = [abs(t.quantity * t.entry_price) for t in result.trades]
     halt = next((c.ts_init for c in result.state_changes if c.current is TradingState.HALTED), None)
-    return SizingLevel(
-        level=level, total_return=m.total_return, cagr=m.cagr, sharpe=m.sharpe, sortino=m.sortino,
-        recovery_factor=recovery_factor(equity), ulcer_index=ulcer_index(equity), max_drawdown=m.max_drawdown,
-        trades=m.trades, exposure=m.exposure, net_profit=float(equity.iloc[-1] - equity.iloc[0]),
-        max_drawdown_usd=max_drawdown_usd(equity), mean_position_usd=float(np.mean(notional)) if notional else None,
-        halted=pd.Timestamp(halt, unit="ns", tz="UTC").isoformat() if halt is not None else None, equity=equity)
+    return SizingLevel(  # + 0.0: a flat curve's -0.0 drawdown reads 0.0 everywhere
+        level=level, total_return=m.total_return + 0.0, cagr=m.cagr, sharpe=m.sharpe, sortino=m.sortino,
+        recovery_factor=recovery_factor(equity), ulcer_index=ulcer_index(equity) + 0.0,
+        max_drawdown=m.max_drawdown + 0.0, trades=m.trades, exposure=m.exposure,
+        net_profit=float(equity.iloc[-1] - equity.iloc[0]) + 0.0, max_drawdown_usd=max_drawdown_usd(equity) + 0.0,
+        mean_position_usd=float(np.mean(notional)) if notional else None,
+        halted=pd.Timestamp(halt, unit="ns", tz="UTC").isoformat() if halt is not None else None,
+        rounded_to_zero=rounded_to_zero, equity=equity)
 
 
 # --- comparing the levels --------------------------------------------------------------------------
@@ -258,8 +280,10 @@ def efficient_frontier(returns: Sequence[float], drawdowns: Sequence[float]) -> 
 
 
 def recommend(levels: Sequence[SizingLevel], max_drawdown: float) -> tuple[SizingLevel | None, str]:
-    """Return the highest-return frontier level whose max drawdown is at most ``max_drawdown``
-    (ties: the smaller level) and why; (None, why not) when no level qualifies.
+    """Return the highest-return frontier level that closed a trade and whose max drawdown is at
+    most ``max_drawdown`` (ties: the smaller level) and why; (None, why not) when no level
+    qualifies, or when that level's return is not positive (sizing cannot make a losing or flat
+    run pay: a larger level only loses more).
 
     Raises
     ------
@@ -270,13 +294,20 @@ def recommend(levels: Sequence[SizingLevel], max_drawdown: float) -> tuple[Sizin
         raise SizingError(f"--max-drawdown {max_drawdown}: must be a fraction in (0, 1] (0.15 = 15%)")
     if not levels:
         return None, "no level was replayed"
-    within = [x for x in levels if x.on_frontier and x.max_drawdown <= max_drawdown]
+    traded = [x for x in levels if x.trades > 0]
+    if not traded:
+        return None, "no level closed a trade"
+    within = [x for x in traded if x.on_frontier and x.max_drawdown <= max_drawdown]
     if not within:
-        least = min(levels, key=lambda x: (x.max_drawdown, x.level))
+        least = min(traded, key=lambda x: (x.max_drawdown, x.level))
         return None, (f"no level keeps the max drawdown within {max_drawdown:.2%}: the smallest is "
                       f"{least.max_drawdown:.2%} at level {least.level:g}; sweep smaller levels or raise "
                       "--max-drawdown")
     best = max(within, key=lambda x: (x.total_return, -x.level))
+    if not best.total_return > 0:
+        return None, (f"no level made money within the tolerance {max_drawdown:.2%}: the best return is "
+                      f"{best.total_return + 0.0:.2%} at level {best.level:g}; a larger size only loses more, so "
+                      "improve the strategy before sizing it")
     return best, (f"level {best.level:g}: the highest return ({best.total_return:.2%}) on the efficient frontier "
                   f"with a max drawdown ({best.max_drawdown:.2%}) within the tolerance {max_drawdown:.2%}")
 
@@ -323,8 +354,20 @@ def _notes(base: RunSpec, key: str, mode_note: str, levels: Sequence[SizingLevel
     cap = base.risk.max_position_fraction
     if key == "risk.fixed_fraction" and any(x.level > cap for x in levels):
         notes.append(f"levels above max_position_fraction = {cap:g} are capped by it")
-    groups: list[list[SizingLevel]] = []  # runs of consecutive levels whose replays are identical
-    for previous, level in zip(levels, levels[1:]):
+    rounded = [x for x in levels if x.rounded_to_zero]
+    if rounded:
+        counts = ", ".join(f"{x.rounded_to_zero} at {x.level:g}" for x in rounded)
+        idle = [x for x in rounded if x.trades == 0]
+        notes.append(f"entry intents denied because their size rounds to zero whole shares: {counts} (a strategy "
+                     "that asks again on later bars counts once per bar): those levels trade less than they would"
+                     + (f", and {', '.join(f'{x.level:g}' for x in idle)} made no trade at all" if idle else "")
+                     + "; set risk.fractional_shares = true (e.g. for crypto) or sweep larger levels")
+    idle = [x for x in levels if x.trades == 0 and not x.rounded_to_zero]
+    if idle:
+        notes.append(f"level(s) {', '.join(f'{x.level:g}' for x in idle)} closed no trade")
+    groups: list[list[SizingLevel]] = []  # runs of consecutive levels (that traded) whose replays are identical
+    traded = [x for x in levels if x.trades > 0]
+    for previous, level in zip(traded, traded[1:]):
         if _same_curve(previous, level):
             if groups and groups[-1][-1] is previous:
                 groups[-1].append(level)
@@ -345,14 +388,29 @@ def _notes(base: RunSpec, key: str, mode_note: str, levels: Sequence[SizingLevel
 
 # --- running the sweep -----------------------------------------------------------------------------
 
+class _DenialCounter(DiscardStore):
+    """The Store port of a level's replay: keeps nothing but the count of the intents risk denied
+    because their size rounds to zero shares."""
+
+    def __init__(self) -> None:
+        self.rounded_to_zero = 0
+
+    def save_decision(self, decision: Decision) -> None:
+        if decision.outcome == "denied" and decision.reason.startswith(ROUNDS_TO_ZERO):
+            self.rounded_to_zero += 1
+
+
 def _replay_level(series: Sequence[BarSeries], spec: RunSpec, level: float) -> SizingLevel | str:
-    """Replay one level; an error message instead of raising (in a worker, where a raise would
-    lose the level it came from)."""
+    """Replay one level as :func:`research.rerun.quiet_replay` does, with a store counting the
+    entries denied for rounding to zero shares; an error message instead of raising (in a worker,
+    where a raise would lose the level it came from)."""
     try:
-        result, crash = quiet_replay(series, spec, f"sizing-{level:g}")
-        if crash is not None:
+        alerts, store = MemoryAlertSink(), _DenialCounter()
+        result = run_replay(series, spec, store=store, alerts=alerts, run_id=f"sizing-{level:g}")
+        if not result.strategy_enabled:
+            crash = next((text for _, title, text, _ in alerts.alerts if "disabled" in title), "see the alerts")
             return f"the strategy raised and was disabled: {crash}"
-        return measure_level(result, level)
+        return measure_level(result, level, store.rounded_to_zero)
     except Exception as exc:  # reported with the level, never a broken pool
         return error_text(exc)
 
@@ -386,8 +444,8 @@ def run_sizing(base: RunSpec, series: Sequence[BarSeries], levels: Sequence[floa
     Raises
     ------
     SizingError
-        For no levels, ``jobs`` < 1, a bad tolerance, a level whose replay failed (named), or a
-        worker process that died.
+        For no levels, ``jobs`` < 1, a bad tolerance, a level whose replay failed (named), a
+        sweep where no level closed a trade, or a worker process that died.
     """
     started = time.perf_counter()
     if not levels:
@@ -414,8 +472,15 @@ def run_sizing(base: RunSpec, series: Sequence[BarSeries], levels: Sequence[floa
     except WorkerDied as exc:
         raise SizingError(str(exc)) from None
     measured = [done[level] for level in sorted(done)]
-    flags = efficient_frontier([x.total_return for x in measured], [x.max_drawdown for x in measured])
-    measured = [replace(x, on_frontier=flag) for x, flag in zip(measured, flags)]
+    if not any(x.trades for x in measured):
+        denied = sum(x.rounded_to_zero for x in measured)
+        raise SizingError(f"no level closed a trade ({len(measured)} replayed): nothing to size"
+                          + (f"; {denied} entries were denied because their size rounds to zero whole shares: set "
+                             "risk.fractional_shares = true or sweep larger levels" if denied else ""))
+    traded = [x for x in measured if x.trades > 0]  # a level that never traded is no point of the trade-off
+    flags = dict(zip((x.level for x in traded), efficient_frontier([x.total_return for x in traded],
+                                                                   [x.max_drawdown for x in traded])))
+    measured = [replace(x, on_frontier=flags.get(x.level, False)) for x in measured]
     best, reason = recommend(measured, max_drawdown)
     first = min(int(s.ts_event[0]) for s in series if len(s))
     last = max(int(s.ts_init[-1]) for s in series if len(s))
@@ -430,11 +495,12 @@ def run_sizing(base: RunSpec, series: Sequence[BarSeries], levels: Sequence[floa
 # --- output files ----------------------------------------------------------------------------------
 
 _CSV_COLUMNS = ("total_return", "cagr", "sharpe", "sortino", "recovery_factor", "ulcer_index", "max_drawdown",
-                "max_drawdown_usd", "net_profit", "trades", "exposure", "mean_position_usd", "halted", "on_frontier")
+                "max_drawdown_usd", "net_profit", "trades", "exposure", "mean_position_usd", "halted",
+                "rounded_to_zero", "on_frontier")
 
 
 def _cell(value: Any) -> Any:
-    value = json_safe(value)
+    value = _plain(json_safe(value))
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -42,8 +42,8 @@ from backtest.aggregator import AggregatedSeries
 from backtest.sources import BarSeries
 from core.time import NANOS_PER_DAY
 
-__all__ = ["STRESS_SCENARIOS", "StressError", "StressScenario", "inject", "ohlc_problems", "place_window",
-           "stress_series"]
+__all__ = ["STRESS_SCENARIOS", "StressError", "StressScenario", "StressWindow", "inject", "ohlc_problems",
+           "place_window", "stress_series"]
 
 StressKind = Literal["decline", "flash_crash", "low_volatility"]
 
@@ -101,18 +101,52 @@ STRESS_SCENARIOS: tuple[StressScenario, ...] = (
 """The four scenarios ``tradingd robustness`` injects (``--no-stress`` skips them)."""
 
 
-def place_window(series: Sequence[BarSeries], scenario: StressScenario, at_ns: int | None = None) -> tuple[int, int]:
-    """Where ``scenario`` goes in ``series``: ``(start, end)`` epoch ns UTC, end exclusive.
+class StressWindow(NamedTuple):
+    """Where a stress scenario goes: ``[start, end)`` epoch ns UTC, both UTC midnights, and how it
+    was placed.
 
-    The window starts at UTC midnight of the first bar (of any series) at or after ``at_ns``;
-    by default it is centred on the middle of the data. A window that would run past the last bar
-    is moved back so it ends there. Data shorter than twice the window gets a window of half its
-    span, centred (the caller can tell by the length), so a short run is still stressed.
+    Attributes
+    ----------
+    start, end : int
+        The window, end exclusive.
+    shortened : bool
+        The window is shorter than the scenario's calendar length from ``start`` (the data is
+        shorter than twice the window: half of its span instead).
+    moved : bool
+        The window would have run past the last bar and was moved back to end at the midnight
+        after it.
+    """
+
+    start: int
+    end: int
+    shortened: bool = False
+    moved: bool = False
+
+
+def place_window(series: Sequence[BarSeries], scenario: StressScenario, at_ns: int | None = None) -> StressWindow:
+    """Where ``scenario`` goes in ``series`` (:class:`StressWindow`).
+
+    The window starts at UTC midnight of the first bar (of any series) at or after ``at_ns``
+    (before the first bar: the first bar) and lasts the scenario's calendar length counted from
+    that start (:meth:`StressScenario.end_of`); by default it is centred on the middle of the data.
+    A window that would run past the last bar is moved back: it then ends at the UTC midnight
+    after the last bar and starts the scenario's length before that (a midnight too), so it keeps
+    its length (``moved``). Data shorter than twice the window gets a window of about half its
+    span (widened to whole UTC days), centred or at ``at_ns`` (``shortened``), so a short run is
+    still stressed.
 
     Raises
     ------
     StressError
         If there are no bars, or ``at_ns`` is after the last bar.
+
+    Examples
+    --------
+    >>> ts = np.arange(0, 400 * 24, 6, dtype=np.int64) * 3_600_000_000_000  # 400 days of 6-hour bars
+    >>> bars = BarSeries("X", 6 * 3_600_000_000_000, ts, *[np.ones(len(ts))] * 5)
+    >>> w = place_window([bars], STRESS_SCENARIOS[0], int(pd.Timestamp("1971-01-20T13:00Z").value))
+    >>> [str(pd.Timestamp(t, unit="ns").date()) for t in (w.start, w.end)], w.moved, w.shortened
+    (['1971-01-05', '1971-02-05'], True, False)
     """
     kept = [s for s in series if len(s)]
     if not kept:
@@ -121,22 +155,27 @@ def place_window(series: Sequence[BarSeries], scenario: StressScenario, at_ns: i
     last = max(int(s.ts_event[-1]) for s in kept)
     if at_ns is not None and at_ns > last:
         raise StressError(f"stress {scenario.name}: --stress-at {_day(at_ns)} is after the last bar ({_day(last)})")
-    span = scenario.end_of(first) - first
-    if last + 1 - first < 2 * span:
+    centre = first + (last - first) // 2
+    nominal = scenario.end_of(centre) - centre  # the length around the middle: months differ by a few days
+    if last + 1 - first < 2 * nominal:
         half = (last + 1 - first) // 2
         start = first + half // 2 if at_ns is None else max(first, min(at_ns, last + 1 - half))
-        return start, start + half
+        start, end = start - start % NANOS_PER_DAY, start + half  # whole UTC days
+        end += -end % NANOS_PER_DAY
+        return StressWindow(start, end, shortened=end - start < scenario.end_of(start) - start)
     if at_ns is None:
-        at_ns = first + (last - first) // 2 - span // 2
+        at_ns = centre - nominal // 2
     at_ns = max(at_ns, first)
     nxt = min(int(s.ts_event[min(int(np.searchsorted(s.ts_event, at_ns)), len(s) - 1)]) for s in kept
               if int(s.ts_event[-1]) >= at_ns)
     start = nxt - nxt % NANOS_PER_DAY
     end = scenario.end_of(start)
-    if end > last + 1:  # slide back so the window ends at the last bar
-        start = last + 1 - span
-        end = start + span
-    return start, end
+    if end <= last + 1:
+        return StressWindow(start, end)
+    end = last - last % NANOS_PER_DAY + NANOS_PER_DAY  # the midnight after the last bar: a bar boundary
+    start = int((pd.Timestamp(end, unit="ns", tz="UTC") - pd.DateOffset(months=scenario.months,
+                                                                        days=scenario.days)).value)
+    return StressWindow(start, max(end, scenario.end_of(start)), moved=True)
 
 
 def stress_series(series: Sequence[BarSeries], scenario: StressScenario, window: tuple[int, int]) -> list[BarSeries]:

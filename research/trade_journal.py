@@ -17,8 +17,11 @@ test, stated as hypotheses.
   trend, hour, weekday or symbol that lost money, stops against winners' adverse excursion,
   losers that were winning, long-held losers), each with the dollars and trades behind it, the
   command that would test it and, for a split of the trades, a Mann-Whitney test of the P&L of
-  the trades it would remove against the rest. They come from the trades they describe (in sample): never a
-  promise.
+  the trades it would remove against the rest. A split found by searching (the worst of a
+  feature's buckets, the better of two confidence floors) has its p-value corrected for the
+  candidates searched before it is labelled: Bonferroni, ``min(1, p x candidates)`` (Dunn 1961,
+  "Multiple Comparisons Among Means", JASA 56(293)); the worst of 7 hours is only evidence when
+  ``7 p < 0.05``. They come from the trades they describe (in sample): never a promise.
 * **Monthly journal**: per calendar month (UTC, by exit time: P&L is booked when a trade closes)
   its trades, closed P&L, equity change and what stood out; ``month=`` narrows the journal to the
   trades closed in one month.
@@ -122,9 +125,11 @@ class Hypothesis:
     """An adjustment to test: what the trades showed, how to test it, the trades and USD behind it.
 
     For a split of the trades (a confidence floor, a volatility filter, a bucket) ``p_value`` is the
-    two-sided Mann-Whitney U test of the P&L of the trades it would remove against the rest, and
-    ``evidence`` is ``moderate`` when p < 0.05 with at least :data:`FEW_TRADES` trades, else
-    ``weak``; a description of the trades' path (stops, give-backs, holding) is ``untested``.
+    two-sided Mann-Whitney U test of the P&L of the trades it would remove against the rest,
+    ``compared`` the candidate splits searched to find it (a feature's buckets, the floors tried)
+    and ``p_corrected`` the Bonferroni-corrected ``min(1, p_value x compared)``; ``evidence`` is
+    ``moderate`` when ``p_corrected`` < 0.05 with at least :data:`FEW_TRADES` trades, else ``weak``;
+    a description of the trades' path (stops, give-backs, holding) is ``untested``.
     """
 
     finding: str
@@ -133,6 +138,8 @@ class Hypothesis:
     pnl: float
     evidence: str
     p_value: float | None = None
+    p_corrected: float | None = None
+    compared: int = 1
 
 
 @dataclass(frozen=True)
@@ -347,14 +354,24 @@ def find_patterns(trades: pd.DataFrame) -> tuple[list[Pattern], float]:
     return patterns, threshold
 
 
-def _split(finding: str, test: str, pnl: pd.Series, removed: pd.Series) -> Hypothesis:
-    """A hypothesis that removes the trades ``removed`` (a boolean mask), with its test of their P&L."""
+def _split(finding: str, test: str, pnl: pd.Series, removed: pd.Series, compared: int = 1,
+           searched: str = "") -> Hypothesis:
+    """A hypothesis that removes the trades ``removed`` (a boolean mask), with its test of their P&L,
+    Bonferroni-corrected for the ``compared`` candidates (``searched`` names them: "hours") it was
+    picked from."""
     inside, rest = pnl[removed].to_numpy(), pnl[~removed].to_numpy()
     p = float(stats.mannwhitneyu(inside, rest, alternative="two-sided").pvalue) if len(inside) and len(rest) else None
+    corrected = min(1.0, p * compared) if p is not None else None
     n = int(removed.sum())
-    evidence = "moderate" if p is not None and p < 0.05 and n >= FEW_TRADES else "weak"
-    text = f"{finding}; their P&L against the rest: Mann-Whitney p {p:.2g}." if p is not None else f"{finding}."
-    return Hypothesis(text, test, n, float(inside.sum()), evidence, p)
+    evidence = "moderate" if corrected is not None and corrected < 0.05 and n >= FEW_TRADES else "weak"
+    if p is None:
+        text = f"{finding}."
+    elif compared > 1:
+        text = (f"{finding}; their P&L against the rest: Mann-Whitney p {p:.2g}, {corrected:.2g} corrected for the "
+                f"{compared} {searched} searched (Bonferroni).")
+    else:
+        text = f"{finding}; their P&L against the rest: Mann-Whitney p {p:.2g}."
+    return Hypothesis(text, test, n, float(inside.sum()), evidence, p, corrected, compared)
 
 
 def _strength(n: int) -> str:
@@ -379,6 +396,8 @@ def _bucket_hypotheses(frame: pd.DataFrame, strategy: str, benchmark: str) -> li
     }
     names = {"regime": "in the {b} regime", "benchmark_trend": f"with {benchmark} {{b}} its 50-bar mean",
              "time_of_day": "at {b} (exchange time)", "weekday": "on {b}", "symbol": "in {b}"}
+    plural = {"regime": "regimes", "benchmark_trend": "trend states", "time_of_day": "hours", "weekday": "weekdays",
+              "symbol": "symbols"}
     for column, test in tests.items():
         if column not in frame:
             continue
@@ -399,7 +418,8 @@ def _bucket_hypotheses(frame: pd.DataFrame, strategy: str, benchmark: str) -> li
         finding = (f"Trades entered {names[column].format(b=worst)} lost {fmt_usd(-float(sums[worst]))} over {n} "
                    f"trades (win rate {fmt_pct(win, 0)}); the other {len(rest)} made {fmt_usd(float(rest.sum()))} "
                    f"({fmt_usd(float(rest.mean()))} per trade)")
-        out.append(_split(finding, test(worst), pnl, labels == worst))
+        # the worst of every bucket of the feature: corrected for all of them
+        out.append(_split(finding, test(worst), pnl, labels == worst, int(labels.nunique()), plural[column]))
     return out
 
 
@@ -416,7 +436,8 @@ def _hypotheses(trades: pd.DataFrame, context: TradeContext, run: FinishedRun) -
     known = confidence.dropna()
     if len(known) >= 2 * MIN_BUCKET:  # a confidence floor
         options = []
-        for q in sorted(set(float(v) for v in known.quantile([0.25, 0.5]))):
+        floors = sorted(set(float(v) for v in known.quantile([0.25, 0.5])))
+        for q in floors:
             below = confidence < q
             if below.sum() >= MIN_BUCKET and pnl[below].sum() < 0:
                 options.append((float(pnl[below].sum()), q, below))
@@ -430,7 +451,7 @@ def _hypotheses(trades: pd.DataFrame, context: TradeContext, run: FinishedRun) -
                 f"{fmt_usd(float(pnl[above].sum()))}",
                 f"test min_confidence = {q:.2f}: add `[risk.min_confidence] type = \"float\" low = 0.0 high = "
                 f"{min(0.99, q + 0.1):.2f}` to {space} and run {optimize}; confirm with `tradingd walkforward`",
-                pnl, below))
+                pnl, below, len(floors), "confidence floors"))
     volatility = frame["volatility"].astype(float)
     if volatility.notna().sum() >= 4 * MIN_BUCKET:  # a volatility filter
         high = float(volatility.quantile(0.75))

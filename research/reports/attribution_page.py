@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from research.attribution import DIMENSION_TITLES, OPEN_AT_END, RECONCILE_TOLERANCE, Attribution
+from research.attribution import (DIMENSION_TITLES, OPEN_AT_END, RECONCILE_TOLERANCE, RELATIVE_TOLERANCE,
+                                  Attribution)
 from research.finished_run import FinishedRun
 from research.reports.formatting import fmt_num, fmt_pct, fmt_time, fmt_usd
 from research.reports.page import Section, info_table, note, render_page, write_page
@@ -68,7 +69,7 @@ def _factor_figure(result: Attribution) -> Figure:
                                                    "#ff7f0e"), ("Alpha", daily["alpha"], "#1f77b4")]
     data = [{"type": "scatter", "mode": "lines", "name": name, "x": x, "y": typed(values.cumsum().to_numpy()),
              "line": {"color": colour}} for name, values, colour in curves]
-    return figure(data, "Cumulative P&L: market part and alpha part (UTC days)", axis("USD", tickformat="$,.0f"),
+    return figure(data, "Cumulative P&L: market part and alpha part (trading days)", axis("USD", tickformat="$,.0f"),
                   height=380)
 
 
@@ -97,11 +98,15 @@ def _reconciliation(result: Attribution) -> str:
         ["  commissions already paid by open positions", _usd(-o.commissions)],
         ["Open at end, from the equity curve (total - closed)", _usd(o.from_equity)],
         ["Difference", (f"{o.difference:.3g} USD", o.difference)],
+        ["Tolerance", (f"{o.tolerance:.3g} USD", o.tolerance)],
         ["Status", status],
     ]
     table = html_table("reconciliation", [Column("Line"), Column("USD", True)], rows)
     return table + note(f"Every dimension's buckets plus the open-at-end line add up to the total P&L. A difference "
-                        f"above {RECONCILE_TOLERANCE:g} USD between the two open-at-end values is an error.")
+                        f"above {o.tolerance:.3g} USD (the larger of {RECONCILE_TOLERANCE:g} USD and "
+                        f"{RELATIVE_TOLERANCE:g} x "
+                        "the larger of the gross traded notional and the largest equity: float rounding grows with "
+                        "the dollars an equity curve adds up) between the two open-at-end values is an error.")
 
 
 def _factor_table(result: Attribution) -> str:
@@ -161,8 +166,9 @@ def write_attribution_report(result: Attribution, run: FinishedRun, path: str | 
                                                                   "flat benchmark): everything is alpha")
     sections.append(Section("section-factor", "Factor split", '<div class="grid"><div>' + _factor_table(result)
                             + "</div></div>" + chart(_factor_figure(result), "factor-chart") + note(
-        f"Per UTC day: market = beta x benchmark return x equity at the previous day's end; alpha = the day's P&L - "
-        f"market. {beta_text}. Sharpe (1964) single-index model; Jensen (1968).")))
+        "Per trading day (the date a bar starts, in the exchange's time zone): market = beta x benchmark return x "
+        f"equity at the previous day's end; alpha = the day's P&L - market. {beta_text}. Sharpe (1964) single-index "
+        "model; Jensen (1968).")))
     for dimension, buckets in result.dimensions.items():
         body = chart(_bars_figure(result, dimension), f"attr-{dimension}-bars") + _dimension_table(result, dimension)
         if dimension == "holding_period":

@@ -17,7 +17,7 @@ from research.reports.formatting import fmt_pct, fmt_time, fmt_usd
 from research.reports.page import Section, info_table, note, render_page, write_page
 from research.reports.plotting import Charts, Figure, axis, figure, typed
 from research.reports.tables import Cell, Column, html_table
-from research.trade_journal import Journal, format_feature
+from research.trade_journal import FEW_TRADES, Journal, format_feature
 
 __all__ = ["MAX_JOURNAL_ROWS", "write_journal_report"]
 
@@ -88,7 +88,9 @@ def _hypotheses(journal: Journal) -> str:
                     "</li>" for h in journal.hypotheses)
     return (f'<ol id="hypotheses">{items}</ol>' + note(
         "Drawn from the same trades they describe (in sample): each is a question to test with tradingd optimize "
-        "and tradingd walkforward, not a promise of better results."))
+        "and tradingd walkforward, not a promise of better results. A split picked as the worst of several "
+        "(hours, weekdays, symbols, ...) has its Mann-Whitney p-value multiplied by the number searched "
+        f"(Bonferroni) before its evidence is judged: moderate only below 0.05 with at least {FEW_TRADES} trades."))
 
 
 def _months_table(journal: Journal) -> str:

@@ -20,7 +20,7 @@ from research.reports.page import Section, render_page, write_page
 from research.reports.plotting import Charts, Figure, axis, downsample, figure, log_axis, plot_times, \
     spans_orders_of_magnitude, typed
 from research.reports.tables import Column, html_table
-from research.robustness_score import WEIGHTS
+from research.robustness_score import MIN_SCENARIO_TRADES, WEIGHTS
 
 if TYPE_CHECKING:
     from research.robustness import RobustnessResult
@@ -76,9 +76,9 @@ def _overlay(kind: str, base: VariantResult, results: Sequence[VariantResult],
 
 def _score_body(result: RobustnessResult) -> str:
     score = result.score
-    verdict = "passed" if result.passed else "failed"
+    passed, why = result.verdict
     head = (f'<p id="score-value"><strong style="font-size:200%">{score.score:.1f}</strong> / 100 '
-            f'<span class="muted">({verdict}; pass at {result.pass_score:g})</span></p>')
+            f'<span class="muted">({"passed" if passed else "failed"}: {html.escape(why)})</span></p>')
     rows: list[list[Any]] = [[_PART_TITLES.get(name, name), (f"{score.parts[name]:.1f}", score.parts[name]),
              (f"{WEIGHTS[name]:g}", WEIGHTS[name]), (fmt_pct(score.fractions[name], 0), score.fractions[name]),
              score.details.get(name, "")] for name in WEIGHTS]
@@ -93,7 +93,9 @@ def _score_body(result: RobustnessResult) -> str:
     formula = ('<p class="muted">Score = sum of the parts: 30 x share of scenarios profitable + 25 x clip(worst '
                "Sharpe of the whole-span scenarios / base Sharpe) + 25 x clip(2 - worst max drawdown / [risk] "
                "max_drawdown) + 20 x clip(lowest return under 2x slippage or commission / base return); clip to "
-               "[0, 1].</p>")
+               f"[0, 1]. A scenario with fewer than {MIN_SCENARIO_TRADES} closed trades is thin: never profitable, and "
+               "left out of the worst Sharpe and the weakest scenario while others are not thin. The run passes at "
+               f"the pass score if its base replay closed at least {result.min_trades} trades.</p>")
     return head + weak + table + formula
 
 
@@ -108,7 +110,8 @@ def _scenario_table(result: RobustnessResult) -> str:
     for row in result.rows():
         rows.append([row["name"], row["kind"], _period(row), (fmt_pct(row["total_return"]), row["total_return"]),
                      (fmt_num(row["sharpe"]), row["sharpe"]), (fmt_pct(row["max_drawdown"]), row["max_drawdown"]),
-                     (str(row["trades"]), row["trades"]), (fmt_pct(row["vs_base_return"]), row["vs_base_return"]),
+                     (str(row["trades"]) + (" (thin)" if row["thin"] and row["kind"] != "base" else ""), row["trades"]),
+                     (fmt_pct(row["vs_base_return"]), row["vs_base_return"]),
                      (fmt_num(row["vs_base_sharpe"]), row["vs_base_sharpe"]),
                      f"failed: {row['error']}" if row["error"] else "ok"])
     columns = [Column("Scenario"), Column("Kind"), Column("Measured"), Column("Return", True),

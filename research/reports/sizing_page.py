@@ -165,8 +165,8 @@ def _levels_table(result: SizingResult) -> str:
     columns = [Column("Level", True), Column("Total return", True), Column("CAGR", True), Column("Sharpe", True),
                Column("Sortino", True), Column("Recovery factor", True), Column("Ulcer index", True),
                Column("Max drawdown", True), Column("Max drawdown (USD)", True), Column("Trades", True),
-               Column("Mean position (USD)", True), Column("Exposure", True), Column("Halted"),
-               Column("Frontier"), Column("Recommended")]
+               Column("Denied: size rounds to 0", True), Column("Mean position (USD)", True), Column("Exposure", True),
+               Column("Halted"), Column("Frontier"), Column("Recommended")]
     chosen = result.recommended.level if result.recommended is not None else None
     rows: list[list[Cell]] = []
     for x in result.levels:
@@ -174,8 +174,9 @@ def _levels_table(result: SizingResult) -> str:
         rows.append([(level, x.level), _pct(x.total_return), _pct(x.cagr), _num(x.sharpe), _num(x.sortino),
                      _num(x.recovery_factor), _pct(x.ulcer_index), _pct(x.max_drawdown),
                      (fmt_usd(x.max_drawdown_usd), x.max_drawdown_usd), (str(x.trades), x.trades),
-                     (fmt_usd(x.mean_position_usd), x.mean_position_usd), _pct(x.exposure),
-                     fmt_time(pd.Timestamp(x.halted)) if x.halted else "no", "yes" if x.on_frontier else "no",
+                     (str(x.rounded_to_zero), x.rounded_to_zero), (fmt_usd(x.mean_position_usd), x.mean_position_usd),
+                     _pct(x.exposure), fmt_time(pd.Timestamp(x.halted)) if x.halted else "no",
+                     "yes" if x.on_frontier else "no",
                      "yes" if x.level == chosen else ""])
     return html_table("levels-table", columns, rows, sortable=True)
 

@@ -87,6 +87,13 @@ def test_a_config_file_is_replayed_first(tmp_path: Path) -> None:
      "cannot be replayed at the run's 1h bars"),
     (("{run}", "--config-run", str(REPO_CONFIG)), "not both"),
     (("{run}", "--jobs", "0"), "--jobs 0"),
+    (("{run}", "--period", "slippage_2x=2019-02-01:2019-03-01"),
+     "--period slippage_2x: the name of the built-in assumption scenario slippage_2x"),
+    (("{run}", "--period", "q=2019-02-01:2019-03-01", "--period", "q=2019-03-01:2019-04-01"),
+     "--period q: given more than once"),
+    (("{run}", "--universe", f"crash_month={SPY}"), "--universe crash_month: the name of the built-in stress"),
+    (("{run}", "--universe", f"q={SPY}", "--period", "q=2019-02-01:2019-03-01"), "also given as a --universe"),
+    (("--config-run", str(REPO_CONFIG), "--data", str(SPY)), "names its own data"),
 ])
 def test_bad_input_says_what_is_wrong(study, args: tuple[str, ...], message: str) -> None:
     tmp, run, _ = study
@@ -104,3 +111,61 @@ def test_a_run_without_trades_is_refused(study) -> None:
     assert result.exit_code == 2
     assert "closed 0 trade(s); `tradingd robustness` needs at least 1" in " ".join(result.stderr.split())
     assert not (idle / "robustness").exists()
+
+
+def test_a_run_whose_data_moved_is_read_with_data_and_periods_and_late_stress_are_placed_in_it(study) -> None:
+    """The run's bar files moved after the replay: ``--data`` gives them back. A period running
+    past the last bar is cut to the data with a note, and a stress window asked for late moves back
+    to end with the data, on whole days, without being called shortened."""
+    tmp, _, _ = study
+    moved = tmp / "bars"
+    moved.mkdir()
+    for source in (SPY, AAPL):
+        (moved / source.name).write_bytes(source.read_bytes())
+    run = replay_into(tmp / "moving", sqlite_url(tmp / "x.db"), "-c", REPO_CONFIG, "--data", moved / SPY.name,
+                      moved / AAPL.name, "--strategy", "sma_cross", "--param", "fast=5", "--param", "slow=20",
+                      *WINDOW).folder
+    moved.rename(tmp / "bars-now")
+    args = ("--db", sqlite_url(tmp / "x.db"), "--no-progress", "--period", "spring=2019-04-01:2019-06-30",
+            "--stress-at", "2019-04-20", "--out", tmp / "moved-out")
+    lost = _invoke("robustness", run, *args)
+    assert lost.exit_code == 2 and "pass the data with --data" in " ".join(lost.stderr.split())
+    result = _invoke("robustness", run, "--data", tmp / "bars-now", *args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp / "moved-out" / "robustness.json").read_text())
+    assert "--period spring: cut to 2019-04-01 .. 2019-04-30, the run's data, which ends on 2019-04-30" in doc["notes"]
+    spring, = [s for s in doc["scenarios"] if s["kind"] == "period"]
+    assert spring["start"].startswith("2019-04-01") and spring["end"] < "2019-05-01"
+    crash, = [s for s in doc["scenarios"] if s["name"] == "crash_month"]
+    assert crash["window_start"] == "2019-04-01T00:00:00+00:00" and crash["window_end"] == "2019-05-01T00:00:00+00:00"
+    assert "moved back" in crash["note"] and "shortened" not in crash["note"]
+
+
+def test_stress_asked_before_the_first_bar_says_where_it_went(study) -> None:
+    from research.finished_run import load_run_bars, load_run_folder
+    from research.robustness import parse_time, plan_scenarios
+
+    _, run, _ = study
+    finished = load_run_folder(run)
+    variants, _, notes = plan_scenarios(finished, {"base": load_run_bars(finished)},
+                                        stress_at=parse_time("2018-06-01", "--stress-at"))
+    assert any(n.startswith("--stress-at 2018-06-01 is before the run's first bar (2019-01-02)") for n in notes)
+    crash, = [v for v in variants if v.name == "crash_month"]
+    assert crash.stress_window is not None and crash.stress_window[0] == parse_time("2019-01-02", "x")
+
+
+def test_a_run_with_fewer_trades_than_min_trades_cannot_pass_whatever_its_score(study) -> None:
+    tmp, run, result = study
+    doc = json.loads((run / "robustness" / "robustness.json").read_text())
+    trades = doc["base"]["trades"]
+    assert doc["min_trades"] == 20 and doc["min_scenario_trades"] == 5
+    assert doc["passed"] == (doc["score"] >= 60 and trades >= 20) and doc["passed_reason"] in result.stdout
+    strict = _invoke("robustness", run, "--db", sqlite_url(tmp / "x.db"), "--no-progress", "--no-stress",
+                     "--pass-score", "0", "--min-trades", str(trades + 1), "--out", tmp / "strict")
+    assert strict.exit_code == 0, strict.output
+    doc = json.loads((tmp / "strict" / "robustness.json").read_text())
+    assert doc["passed"] is False and doc["score"] >= 0
+    assert doc["passed_reason"] == (f"the base replay closed {trades} trade(s), fewer than the {trades + 1} a pass "
+                                    "needs (--min-trades): too little evidence")
+    for scenario in doc["scenarios"]:
+        assert scenario["thin"] == (scenario["trades"] < 5)

@@ -116,3 +116,25 @@ def test_unknown_runs_and_bad_options_are_refused_with_exit_2(replayed, tmp_path
         done = _invoke("sizing", *args, "--risk", "0.01:0.02:0.01")
         assert done.exit_code == 2, (args, done.output)
         assert message in done.stderr and "Traceback" not in done.output
+
+
+def test_a_run_without_trades_is_refused_and_moved_data_is_read_with_data(replayed, tmp_path):
+    _, _, url = replayed
+    idle = replay_into(tmp_path / "idle", url, SPY, AAPL, *WINDOW, "-p", "fast=900", "-p", "slow=1000").folder
+    done = _invoke("sizing", idle, "--risk", "0.02:0.04:0.02", "--no-progress")
+    assert done.exit_code == 2, done.output
+    assert "closed 0 trade(s); `tradingd sizing` needs at least 1" in " ".join(done.stderr.split())
+    assert not (idle / "sizing").exists()
+    # the run's bar files moved after the replay: --data gives them back
+    bars = tmp_path / "bars"
+    bars.mkdir()
+    for source in (SPY, AAPL):
+        (bars / source.name).write_bytes(source.read_bytes())
+    run = replay_into(tmp_path / "run", url, bars / SPY.name, bars / AAPL.name, *WINDOW, "-p", "fast=10", "-p",
+                      "slow=40").folder
+    bars.rename(tmp_path / "bars-now")
+    lost = _invoke("sizing", run, "--risk", "0.02:0.04:0.02", "--no-progress")
+    assert lost.exit_code == 2 and "pass the data with --data" in " ".join(lost.stderr.split())
+    done = _invoke("sizing", run, "--risk", "0.02:0.04:0.02", "--no-progress", "--data", tmp_path / "bars-now")
+    assert done.exit_code == 0, done.output
+    assert [lv["trades"] > 0 for lv in _json(run / "sizing")["levels"]] == [True, True]

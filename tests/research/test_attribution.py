@@ -6,6 +6,7 @@ beta of a direct OLS."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import pandas as pd
 import pytest
 
 from backtest.sources import BarSeries
-from research.attribution import DIMENSIONS, attribute, attribution_document, holding_buckets, write_attribution_files
+from research.attribution import (DIMENSIONS, RECONCILE_TOLERANCE, attribute, attribution_document, factor_split,
+                                  holding_buckets, reconcile_tolerance, write_attribution_files)
 from research.benchmark import buy_and_hold
 from research.finished_run import FinishedRun, load_run_folder
 from research.frames import DECISION_COLUMNS, FILL_COLUMNS, LINKED_TRADE_COLUMNS, ORDER_COLUMNS, POSITION_COLUMNS
@@ -150,8 +152,11 @@ def test_factor_split_sums_to_the_total_and_its_beta_is_the_ols_slope(real):
     assert f.beta == pytest.approx(slope, rel=1e-9) and f.days == len(joined)
     # one day by hand: market = beta x SPY's return that day x equity at the previous day's end
     day = f.daily.index[10]
-    ends = run.equity.groupby(pd.DatetimeIndex(run.equity.index).normalize()).last()
-    bench_ends = bench.groupby(pd.DatetimeIndex(bench.index).normalize()).last()
+    # the trading day: the date each hourly bar starts in New York
+    trading_day = (pd.DatetimeIndex(run.equity.index) - pd.Timedelta(hours=1)).tz_convert(
+        "America/New_York").tz_localize(None).normalize()
+    ends = run.equity.groupby(trading_day).last()
+    bench_ends = bench.groupby(trading_day).last()
     previous = ends.index[ends.index.get_loc(day) - 1]
     expected = slope * (bench_ends[day] / bench_ends[previous] - 1) * ends[previous]
     assert f.daily.at[day, "market"] == pytest.approx(expected, rel=1e-9)
@@ -163,3 +168,44 @@ def test_holding_buckets_count_trading_days_for_daily_bars():
     assert unit == "trading days (1d bars)"
     weekly, unit = holding_buckets(pd.Series([1, 2]), pd.Series([7 * 86_400.0, 35 * 86_400.0]), 7 * 86_400 * 10**9)
     assert weekly.tolist() == ["<10", ">30"] and unit == "calendar days"
+
+
+def test_a_large_account_reconciles_within_float_rounding_but_not_beyond():
+    """The equity curve of a 1e9 USD account carries a few 1e-6 USD of float rounding: within the
+    tolerance that scales with the account; a 1e-2 USD gap is still an error there, and 1e-5 USD
+    is on the small hand-built account."""
+    small = _hand_run()
+    assert reconcile_tolerance(small) == RECONCILE_TOLERANCE  # 10k USD of equity, 2.6k traded: the floor
+    scale = 1e5
+    big = _hand_run(unrealized=30.0 * scale + 3.5e-6)
+    big = replace(big, starting_cash=big.starting_cash * scale, equity=(big.equity - 10_000.0) * scale + 1e9,
+                  fills=big.fills.assign(quantity=big.fills["quantity"] * scale,
+                                         commission=big.fills["commission"] * scale),
+                  trades=big.trades.assign(quantity=big.trades["quantity"] * scale, pnl=big.trades["pnl"] * scale),
+                  positions=big.positions.assign(quantity=big.positions["quantity"] * scale))
+    series = [_bars("A", [100.0, 100, 100, 104, 110, 106, 105, 105]), _bars("B", [20.0, 20, 21, 22, 22, 22, 22, 22])]
+    result = attribute(big, build_trade_context(big, series), series)
+    o = result.open_at_end
+    assert o.tolerance == pytest.approx(1e-12 * 1.00783e9, rel=1e-3)  # the largest equity beats the 2.6e8 traded
+    assert abs(o.difference) == pytest.approx(3.5e-6, abs=1e-6) and result.reconciled
+    document = attribution_document(result)["reconciliation"]
+    assert document["ok"] is True and document["tolerance"] == o.tolerance and "1e-12 x" in document["tolerance_rule"]
+    off = _hand_run(unrealized=30.0 * scale + 1e-2)
+    off = replace(big, positions=off.positions.assign(quantity=off.positions["quantity"] * scale))
+    assert not attribute(off, build_trade_context(off, series), series).reconciled
+    nudged = _hand_run(unrealized=30.0 + 1e-5)
+    assert not attribute(nudged, build_trade_context(nudged, series), series).reconciled
+
+
+def test_daily_pnl_is_grouped_by_the_trading_day_a_bar_starts_on():
+    """Daily bars of an exchange in New York start at local midnight (05:00 UTC in winter) and end a
+    day later: Friday's bar ends on Saturday UTC, and its P&L belongs to Friday."""
+    starts = pd.DatetimeIndex(["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"], tz="America/New_York")
+    ends = (starts + pd.Timedelta(days=1)).tz_convert("UTC")
+    equity = pd.Series([100_000.0, 100_500.0, 101_000.0, 100_800.0], index=ends)
+    close = pd.Series([400.0, 402.0, 405.0, 404.0], index=ends)
+    f = factor_split(equity, 100_000.0, close, "SPY", timeframe_ns=86_400 * 10**9, zone="America/New_York")
+    assert [str(d.date()) for d in f.daily.index] == ["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"]
+    assert f.daily.loc["2024-01-05", "pnl"] == pytest.approx(500.0)  # Friday's bar, not "Saturday"
+    utc = factor_split(equity, 100_000.0, close, "SPY")  # without the bar length and zone: the end's UTC day
+    assert str(utc.daily.index[2].date()) == "2024-01-06"

@@ -3,6 +3,7 @@ the fan-out, market-period detection and the score's documented formula."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,8 +15,11 @@ from backtest.data import load_data
 from backtest.fill_model import FillConfig
 from backtest.spec import RunSpec
 from risk.config import RiskConfig
+from core.enums import Regime
+from learning.regime import RegimeDetector
 from research.market_periods import RobustnessError, detect_periods, given_periods
-from research.robustness_score import WEIGHTS, ScenarioOutcome, score_scenarios
+from research.robustness import check_names
+from research.robustness_score import MIN_SCENARIO_TRADES, WEIGHTS, ScenarioOutcome, score_scenarios, verdict
 from research.rerun import scaled_costs
 from research.variants import Variant, run_variants
 from learning.regime import RegimeConfig
@@ -116,40 +120,98 @@ def test_window_variant_trades_only_inside_its_window(bars) -> None:
     assert len(result.trades) > 0 and (result.trades["entry_time"] >= result.start).all()
 
 
-def test_market_periods_are_quarters_that_fit_their_label() -> None:
+def _quarters(series, regime: RegimeConfig) -> dict[int, dict[str, float]]:
+    """Each calendar quarter's benchmark move and label shares, read off the detector bar by bar
+    (quarters with fewer than 20 bars or mostly warm-up left out), keyed by the quarter's first bar."""
+    detector = RegimeDetector(regime)
+    labels = np.array([detector.update_closes((float(c),)).value for c in series.close], dtype=object)
+    quarter_of = pd.to_datetime(series.ts_event, unit="ns", utc=True).tz_localize(None).to_period("Q")
+    out = {}
+    for quarter in sorted(set(quarter_of)):
+        rows = np.flatnonzero(quarter_of == quarter)
+        known = labels[rows][labels[rows] != Regime.UNKNOWN.value]
+        if len(rows) < 20 or len(known) < len(rows) / 2:
+            continue
+        before = series.close[rows[0] - 1] if rows[0] > 0 else series.open[rows[0]]
+        out[int(series.ts_event[rows[0]])] = {
+            "move": series.close[rows[-1]] / before - 1,
+            "high_vol": np.isin(known, ["high_vol_trending", "high_vol_mean_reverting"]).mean(),
+            "trending": np.isin(known, ["low_vol_trending", "high_vol_trending"]).mean(),
+            "sideways": (known == "low_vol_sideways").mean()}
+    return out
+
+
+def test_market_periods_are_the_quarters_that_fit_their_label_best() -> None:
     spy = load_data([DATA / "SPY.csv.gz"], timeframe="1h", start=datetime(2006, 1, 1, tzinfo=timezone.utc),
                     end=datetime(2011, 1, 1, tzinfo=timezone.utc))[0]
     periods, notes = detect_periods(spy, RegimeConfig())
     assert [p.name for p in periods] == ["bull", "bear", "high_vol", "sideways"] and notes == []
     by = {p.name: p for p in periods}
     assert by["bull"].benchmark_return > 0.05 > -0.05 > by["bear"].benchmark_return
-    assert abs(by["sideways"].benchmark_return) < min(by["bull"].benchmark_return, -by["bear"].benchmark_return)
     assert len({p.start for p in periods}) == 4  # four different quarters
     for p in periods:
         first = pd.Timestamp(p.start, unit="ns", tz="UTC")
         assert pd.Timestamp(p.end, unit="ns", tz="UTC") - first <= pd.Timedelta(days=92)
         assert first.month in (1, 4, 7, 10) and p.benchmark == "SPY"
-        # the label share is what the detector said: a period never has less of its label than its neighbours
-        assert 0 < p.share <= 1
+    # each period is the quarter with the most of its label, as the detector read each bar
+    quarters = _quarters(spy, RegimeConfig())
+    label = {"bull": "trending", "bear": "trending", "high_vol": "high_vol", "sideways": "sideways"}
+    for p in periods:
+        assert p.share == pytest.approx(quarters[p.start][label[p.name]])
+        assert p.benchmark_return == pytest.approx(quarters[p.start]["move"])
+    assert by["high_vol"].share == max(q["high_vol"] for q in quarters.values())
+    others = {k: q for k, q in quarters.items() if k != by["high_vol"].start}  # each quarter is used once
+    assert by["bear"].share * -by["bear"].benchmark_return == pytest.approx(
+        max(q["trending"] * -q["move"] for q in others.values() if q["move"] < 0))
+    assert by["bull"].share * by["bull"].benchmark_return == pytest.approx(
+        max(q["trending"] * q["move"] for q in others.values() if q["move"] > 0))
+    median = float(np.median([abs(q["move"]) for q in quarters.values()]))
+    quiet = [q for k, q in others.items() if abs(q["move"]) <= median and k not in (by["bull"].start, by["bear"].start)]
+    assert abs(by["sideways"].benchmark_return) <= median
+    assert by["sideways"].share == max(q["sideways"] for q in quiet)
 
 
-def test_given_periods_must_lie_in_the_data(bars) -> None:
-    inside, = given_periods(bars, [("feb", int(pd.Timestamp("2019-02-01").tz_localize("UTC").value),
-                                    int(pd.Timestamp("2019-03-01").tz_localize("UTC").value))])
-    assert inside.source == "given" and inside.benchmark == "SPY"
+def _day(text: str) -> int:
+    return int(pd.Timestamp(text).tz_localize("UTC").value)
+
+
+def test_given_periods_are_cut_to_the_data_and_refused_outside_it(bars) -> None:
+    inside, = given_periods(bars, [("feb", _day("2019-02-01"), _day("2019-03-01"))])
+    assert inside.source == "given" and inside.benchmark == "SPY" and inside.note == ""
+    # a period running past the last bar is cut to the data (a detected quarter is measured on the
+    # bars it has too), and says so
+    later, = given_periods(bars, [("later", _day("2019-03-01"), _day("2019-06-01"))])
+    assert (later.start, later.end) == (_day("2019-03-01"), _day("2019-03-30"))  # the last bar: 2019-03-29
+    assert "--period later: cut to 2019-03-01 .. 2019-03-29" in later.note and "ends on 2019-03-29" in later.note
+    early, = given_periods(bars, [("early", _day("2018-11-01"), _day("2019-01-15"))])
+    assert early.start == _day("2019-01-02") and "starts on 2019-01-02" in early.note
     with pytest.raises(RobustnessError, match="outside the run's data"):
-        given_periods(bars, [("later", int(pd.Timestamp("2019-03-01").tz_localize("UTC").value),
-                              int(pd.Timestamp("2019-06-01").tz_localize("UTC").value))])
+        given_periods(bars, [("gone", _day("2019-05-01"), _day("2019-06-01"))])
+
+
+def test_scenario_names_may_not_collide() -> None:
+    check_names(["gfc", "bull"], ["banks", "crypto"])  # a detected period's name or crypto: replaces that one
+    for periods, universes, message in [
+        (["slippage_2x"], [], "--period slippage_2x: the name of the built-in assumption scenario"),
+        (["crypto"], [], "--period crypto: the name of the built-in universe scenario"),
+        ([], ["crash_month"], "--universe crash_month: the name of the built-in stress scenario"),
+        ([], ["bear"], "--universe bear: the name of the built-in period scenario"),
+        (["q1", "q1"], [], "--period q1: given more than once"),
+        (["x"], ["x"], "--period x: also given as a --universe NAME"),
+        (["base"], [], "the name 'base' is the run itself"),
+    ]:
+        with pytest.raises(RobustnessError, match=re.escape(message)):
+            check_names(periods, universes)
 
 
 def test_score_parts_combine_as_documented() -> None:
-    base = ScenarioOutcome("base", "base", sharpe=1.5, total_return=0.30, max_drawdown=0.10)
+    base = ScenarioOutcome("base", "base", sharpe=1.5, total_return=0.30, max_drawdown=0.10, trades=60)
     table = [
-        ScenarioOutcome("bear", "period", sharpe=-2.0, total_return=-0.05, max_drawdown=0.12),  # Sharpe not counted
-        ScenarioOutcome("crypto", "universe", sharpe=0.6, total_return=0.10, max_drawdown=0.25),
-        ScenarioOutcome("flash_crash", "stress", sharpe=1.2, total_return=0.25, max_drawdown=0.18),
-        ScenarioOutcome("slippage_2x", "assumption", sharpe=1.3, total_return=0.24, max_drawdown=0.15),
-        ScenarioOutcome("commission_2x", "assumption", sharpe=1.4, total_return=0.27, max_drawdown=0.14),
+        ScenarioOutcome("bear", "period", -2.0, -0.05, 0.12, trades=12),  # Sharpe not counted
+        ScenarioOutcome("crypto", "universe", 0.6, 0.10, 0.25, trades=40),
+        ScenarioOutcome("flash_crash", "stress", 1.2, 0.25, 0.18, trades=60),
+        ScenarioOutcome("slippage_2x", "assumption", 1.3, 0.24, 0.15, trades=60),
+        ScenarioOutcome("commission_2x", "assumption", 1.4, 0.27, 0.14, trades=60),
         ScenarioOutcome("delayed_entry", "assumption", None, None, None, error="RuntimeError: boom"),
     ]
     result = score_scenarios(base, table, max_drawdown_limit=0.20)
@@ -166,9 +228,33 @@ def test_score_parts_combine_as_documented() -> None:
     weakest = score_scenarios(base, healthy, 0.20).weakest
     assert weakest is not None and weakest.name == "bear"
     # a losing base run gets nothing for Sharpe or costs, whatever the scenarios do
-    poor = score_scenarios(ScenarioOutcome("base", "base", -0.3, -0.02, 0.05), healthy, 0.20)
+    poor = score_scenarios(ScenarioOutcome("base", "base", -0.3, -0.02, 0.05, trades=60), healthy, 0.20)
     assert poor.parts["worst_sharpe"] == 0.0 and poor.parts["cost"] == 0.0
     # every scenario within the breaker limit and profitable: full marks on those parts
-    calm = [ScenarioOutcome(s.name, s.kind, 2.0, 0.4, 0.05) for s in healthy]
+    calm = [ScenarioOutcome(s.name, s.kind, 2.0, 0.4, 0.05, trades=30) for s in healthy]
     top = score_scenarios(base, calm, 0.20)
     assert top.score == 100.0
+
+
+def test_thin_scenarios_do_not_count_as_evidence_and_a_thin_base_cannot_pass() -> None:
+    base = ScenarioOutcome("base", "base", sharpe=1.5, total_return=0.30, max_drawdown=0.10, trades=60)
+    few = MIN_SCENARIO_TRADES - 1
+    table = [
+        ScenarioOutcome("bull", "period", 3.0, 0.04, 0.01, trades=few),  # made money on too few trades
+        ScenarioOutcome("sideways", "period", 0.0, 0.0, 0.0, trades=0),  # did nothing
+        ScenarioOutcome("crypto", "universe", -1.0, -0.02, 0.03, trades=2),  # lost on two trades
+        ScenarioOutcome("flash_crash", "stress", 1.2, 0.25, 0.18, trades=60),
+        ScenarioOutcome("slippage_2x", "assumption", 1.3, 0.24, 0.15, trades=MIN_SCENARIO_TRADES),
+    ]
+    assert [s.thin for s in table] == [True, True, True, False, False]
+    result = score_scenarios(base, table, 0.20)
+    assert result.fractions["profitable"] == 2 / 5  # the thin bull quarter made money but does not count
+    assert "3 thin" in result.details["profitable"]
+    assert result.fractions["worst_sharpe"] == pytest.approx(1.2 / 1.5)  # crypto's two trades left out
+    assert result.weakest is not None and result.weakest.name == "flash_crash"  # among the non-thin ones
+    all_thin = score_scenarios(base, table[:3], 0.20)
+    assert all_thin.weakest is not None and all_thin.weakest.name == "crypto"  # all thin: chosen among all
+    # the base run's own trades: a high score from one trade does not pass
+    assert verdict(93.8, 1, 60.0, 20) == (False, "the base replay closed 1 trade(s), fewer than the 20 a pass "
+                                                 "needs (--min-trades): too little evidence")
+    assert verdict(93.8, 20, 60.0, 20)[0] and not verdict(59.9, 400, 60.0, 20)[0]

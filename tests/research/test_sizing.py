@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from backtest.data import load_data
 from backtest.fill_model import FillConfig
 from backtest.sources import load_bars
 from backtest.spec import RunSpec
@@ -102,9 +103,10 @@ def test_a_fixed_fraction_run_sweeps_fixed_fraction_and_larger_levels_hold_large
     assert positions[0] < positions[1] < positions[2] and exposure[0] < exposure[1] < exposure[2]
     assert levels[0].max_drawdown < levels[1].max_drawdown < levels[2].max_drawdown
     assert levels[0].max_drawdown_usd < levels[2].max_drawdown_usd
-    # the recommendation obeys the tolerance and is on the frontier
-    assert result.recommended is None or (result.recommended.on_frontier
-                                          and result.recommended.max_drawdown <= 0.15)
+    # the recommendation obeys the tolerance, is on the frontier and is the best such level
+    best = result.recommended
+    assert best is not None and best.on_frontier and best.max_drawdown <= 0.15 and best.total_return > 0
+    assert best.total_return == max(x.total_return for x in levels if x.on_frontier and x.max_drawdown <= 0.15)
 
     # forked workers give the very same levels as the in-process loop
     forked = run_sizing(base, bars, [0.02, 0.05, 0.08], max_drawdown=0.15, run_id="r1", jobs=2)
@@ -136,3 +138,47 @@ def test_a_risk_per_trade_run_sweeps_risk_per_trade_and_notes_capped_levels(bars
                         [0.004, 0.006])
     assert capped.levels[0].to_json() | {"risk_per_trade": 0} == capped.levels[1].to_json() | {"risk_per_trade": 0}
     assert any("gave exactly the same replay (0.004, 0.006)" in n for n in capped.notes)
+
+
+def test_no_recommendation_without_trades_or_without_a_positive_return():
+    levels = _table([(0.005, -0.01, 0.02), (0.01, -0.02, 0.04)])
+    best, reason = recommend(levels, 0.15)
+    assert best is None and reason.startswith("no level made money within the tolerance 15.00%: the best return is "
+                                              "-1.00% at level 0.005")
+    flat = [replace(x, trades=0, total_return=0.0, max_drawdown=0.0) for x in levels]
+    assert recommend(flat, 0.15) == (None, "no level closed a trade")
+
+
+@pytest.fixture(scope="module")
+def bitcoin():
+    """BTC-USD hourly, 2018 Q1 (USD 5.9k-17k a coin)."""
+    return load_data([DATA.parent / "crypto_1hour" / "COINBASE_BTCUSD.csv.gz"], timeframe="1h",
+                     start=datetime(2018, 1, 1, tzinfo=timezone.utc), end=datetime(2018, 4, 1, tzinfo=timezone.utc))
+
+
+def test_whole_shares_of_bitcoin_count_the_entries_that_round_to_zero_and_never_recommend_a_level_without_trades(
+        bitcoin, tmp_path):
+    whole = _spec("rsi_momentum", {}, RiskConfig(max_consecutive_losses=1000))
+    result = run_sizing(whole, bitcoin, [0.02, 0.1], max_drawdown=0.5)
+    small, large = result.levels
+    # 2% of 100k USD buys no whole bitcoin: every entry is denied and the level never trades
+    assert small.trades == 0 and small.rounded_to_zero > 0 and not small.on_frontier
+    assert large.trades > 0 and large.rounded_to_zero < small.rounded_to_zero
+    assert result.recommended is None or result.recommended.level == 0.1
+    note = next(n for n in result.notes if "rounds to zero whole shares" in n)
+    assert f"{small.rounded_to_zero} at 0.02" in note and "risk.fractional_shares = true" in note
+    assert not any("same replay" in n for n in result.notes)  # a level that never traded is not blamed on a cap
+    write_sizing_outputs(result, tmp_path)
+    idle_row = (tmp_path / "levels.csv").read_text().splitlines()[1].split(",")
+    assert "0.0" in idle_row and "-0.0" not in idle_row  # the idle level's flat drawdown is 0.0, never -0.0
+    doc = json.loads((tmp_path / "sizing.json").read_text())
+    idle_level = doc["levels"][0]
+    assert idle_level["rounded_to_zero"] == small.rounded_to_zero and str(idle_level["max_drawdown"]) == "0.0"
+    # fractional shares: nothing rounds to zero, every level trades
+    fractional_risk = whole.risk.model_copy(update={"fractional_shares": True})
+    fractional = run_sizing(whole.model_copy(update={"risk": fractional_risk}), bitcoin, [0.02, 0.1], max_drawdown=0.5)
+    assert [x.rounded_to_zero for x in fractional.levels] == [0, 0] and all(x.trades > 0 for x in fractional.levels)
+    # a sweep where no level trades is refused, with the fix
+    with pytest.raises(SizingError, match="no level closed a trade .*rounds to zero whole shares: set "
+                                          "risk.fractional_shares = true"):
+        run_sizing(whole, bitcoin, [0.02, 0.04])

@@ -17,6 +17,7 @@ from research.stress import STRESS_SCENARIOS, StressError, StressScenario, injec
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 PRICES = ("open", "high", "low", "close")
+DAY = 86_400_000_000_000
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def _valid(s: BarSeries) -> None:
 def test_injection_keeps_bars_valid_and_changes_only_its_window(real_series, scenario: StressScenario,
                                                                 symbol: str) -> None:
     bars = real_series[symbol]
-    start, end = place_window([bars], scenario)
+    start, end, _, _ = place_window([bars], scenario)
     out = inject(bars, scenario, start, end)
     _valid(out)
     assert type(out) is type(bars) and out.symbol == bars.symbol and out.timeframe_ns == bars.timeframe_ns
@@ -67,7 +68,7 @@ def test_each_scenario_does_what_it_says(real_series) -> None:
     bars = real_series["SPY"]
     by_name = {s.name: s for s in STRESS_SCENARIOS}
     for name, depth in (("crash_month", 0.20), ("extended_drawdown", 0.35)):
-        start, end = place_window([bars], by_name[name])
+        start, end, _, _ = place_window([bars], by_name[name])
         out = inject(bars, by_name[name], start, end)
         i0, i1 = np.searchsorted(bars.ts_event, [start, end])
         ratio = out.close[i0:i1] / bars.close[i0:i1]
@@ -77,7 +78,7 @@ def test_each_scenario_does_what_it_says(real_series) -> None:
         assert (days.days > 150) if name == "extended_drawdown" else (28 <= days.days <= 31)
 
     crash = by_name["flash_crash"]
-    start, end = place_window([bars], crash)
+    start, end, _, _ = place_window([bars], crash)
     out = inject(bars, crash, start, end)
     i0, i1 = np.searchsorted(bars.ts_event, [start, end])
     assert i1 - i0 >= 3 and end - start == 86_400_000_000_000  # one trading day of hourly bars
@@ -86,7 +87,7 @@ def test_each_scenario_does_what_it_says(real_series) -> None:
     assert out.close[i1 - 1] == bars.close[i1 - 1]  # recovered by the day's close
 
     calm = by_name["low_volatility"]
-    start, end = place_window([bars], calm)
+    start, end, _, _ = place_window([bars], calm)
     out = inject(bars, calm, start, end)
     i0, i1 = np.searchsorted(bars.ts_event, [start, end])
     np.testing.assert_allclose(np.diff(np.log(out.close[i0 - 1:i1])), 0.25 * np.diff(np.log(bars.close[i0 - 1:i1])),
@@ -98,19 +99,35 @@ def test_windows_go_where_asked_and_fit_the_data(real_series) -> None:
     bars = real_series["SPY"]
     month = STRESS_SCENARIOS[0]
     first, last = int(bars.ts_event[0]), int(bars.ts_event[-1])
-    start, end = place_window([bars], month)  # default: centred on the middle of the data
-    assert abs((start + end) // 2 - (first + last) // 2) < 3 * 86_400_000_000_000
+    start, end, shortened, moved = place_window([bars], month)  # default: centred on the middle of the data
+    assert abs((start + end) // 2 - (first + last) // 2) < 3 * DAY and not shortened and not moved
     at = int(pd.Timestamp("2018-06-06T22:00:00Z").value)  # after that day's last bar
-    start, _ = place_window([bars], month, at)
+    start, end, _, _ = place_window([bars], month, at)
     assert pd.Timestamp(start, unit="ns", tz="UTC") == pd.Timestamp("2018-06-07T00:00:00Z")  # next bar's day
-    late = int(pd.Timestamp("2019-12-20T00:00:00Z").value)
-    start, end = place_window([bars], month, late)  # would run past the end: moved back to end there
-    assert end == last + 1 and start < late
+    assert pd.Timestamp(end, unit="ns", tz="UTC") == pd.Timestamp("2018-07-07T00:00:00Z")  # a calendar month
     with pytest.raises(StressError, match="after the last bar"):
         place_window([bars], month, int(pd.Timestamp("2021-01-01T00:00:00Z").value))
-    # data shorter than twice the window: half of the data, centred, still inside it
+    # data shorter than twice the window: half of the data, centred, still inside it, and said so
     two_months = bars.ts_event < int(pd.Timestamp("2018-03-01T00:00:00Z").value)
     short = BarSeries("SPY", bars.timeframe_ns, *(getattr(bars, n)[two_months] for n in ("ts_event", *PRICES, "volume")))
-    start, end = place_window([short], STRESS_SCENARIOS[2])
-    assert first < start < end < int(short.ts_event[-1])
+    start, end, shortened, _ = place_window([short], STRESS_SCENARIOS[2])
+    assert first < start < end < int(short.ts_event[-1]) and shortened and start % DAY == end % DAY == 0
     _valid(inject(short, STRESS_SCENARIOS[2], start, end))
+
+
+def test_a_late_window_moves_back_whole_days_and_keeps_its_length(real_series) -> None:
+    """Data from February (a 28-day month) to December 2019: a month asked for on 2019-12-20 moves
+    back to end at the midnight after the last bar, starts on a midnight, and still lasts the
+    31 days of the month it covers (not February's 28): moved, not shortened."""
+    spy = real_series["SPY"]
+    keep = spy.ts_event >= int(pd.Timestamp("2018-02-01T00:00:00Z").value)
+    bars = BarSeries("SPY", spy.timeframe_ns, *(getattr(spy, n)[keep] for n in ("ts_event", *PRICES, "volume")))
+    last = int(bars.ts_event[-1])
+    for scenario in (s for s in STRESS_SCENARIOS if s.months):  # the one-day flash crash fits where asked
+        start, end, shortened, moved = place_window([bars], scenario, int(pd.Timestamp("2019-12-20T00:00:00Z").value))
+        assert start % DAY == 0 and end % DAY == 0, scenario.name  # whole UTC days
+        assert last < end <= last + DAY and moved and not shortened, scenario.name  # the last bar is in the window
+        assert end - start >= scenario.end_of(start) - start, scenario.name  # its full calendar length
+    start, end, _, _ = place_window([bars], STRESS_SCENARIOS[0], int(pd.Timestamp("2019-12-20T00:00:00Z").value))
+    assert (pd.Timestamp(start, unit="ns", tz="UTC"), pd.Timestamp(end, unit="ns", tz="UTC")) == (
+        pd.Timestamp("2019-12-01T00:00:00Z"), pd.Timestamp("2020-01-01T00:00:00Z"))

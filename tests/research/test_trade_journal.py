@@ -131,3 +131,35 @@ def test_a_malformed_month_or_one_outside_the_run_is_refused(text, message):
     with pytest.raises(JournalError, match=message):
         build_journal(run, context, text)
     assert parse_month("2020-02", run.equity) == "2020-02"
+
+
+def _hours() -> pd.DataFrame:
+    """70 trades entered at 7 hours, 10 each: at 13:00 every trade did 40 USD worse than its twin in
+    the other hours (the same spread of outcomes, shifted down)."""
+    rows, others = [], (10, 11, 12, 14, 15, 16)
+    for k in range(70):
+        hour = 13 if k < 10 else others[(k - 10) % 6]
+        pnl = float(np.linspace(-60, 80, 10)[k] - 40) if k < 10 else float(np.linspace(-60, 80, 60)[k - 10])
+        exit_ = pd.Timestamp("2020-03-02 15:00", tz="UTC") + pd.Timedelta(hours=12 * k)
+        rows.append({
+            "trade_id": k + 1, "symbol": "AAA", "side": "long", "quantity": 10.0, "entry_time": exit_ - pd.Timedelta(
+                hours=5), "exit_time": exit_, "entry_price": 100.0, "exit_price": 100.0 + pnl / 10, "pnl": pnl,
+            "return": pnl / 1000, "commission": 0.0, "exit_reason": "signal", "exit_type": "signal",
+            "decision_time": exit_ - pd.Timedelta(hours=6), "decision_link": "order", "confidence": 0.5,
+            "regime": "low_vol_trending", "volatility": 0.01, "benchmark_trend": "above", "mae": -0.01, "mfe": 0.01,
+            "holding_bars": 5, "holding_time_s": 18_000.0, "asset_class": "equity", "entry_hour": hour,
+            "weekday": "Mon", "strategy": "demo", "model": "none"})
+    return pd.DataFrame(rows, columns=CONTEXT_COLUMNS)
+
+
+def test_the_worst_of_several_buckets_is_corrected_for_the_buckets_searched():
+    trades = _hours()
+    assert trades["entry_hour"].nunique() == 7 and (trades["entry_hour"].value_counts() == 10).all()
+    run, context = _run(trades)
+    hour = next(h for h in build_journal(run, context).hypotheses if "time-of-day filter" in h.test)
+    assert "13:00" in hour.finding and hour.trades == 10 and hour.compared == 7
+    # on its own the 13:00 bucket looks different (p < 0.05 from 10 trades) ...
+    assert hour.p_value is not None and hour.p_value < 0.05
+    # ... but it is the worst of 7 hours: 7 x p is not below 0.05, so the evidence is weak
+    assert hour.p_corrected == pytest.approx(min(1.0, 7 * hour.p_value)) and hour.p_corrected >= 0.05
+    assert hour.evidence == "weak" and "corrected for the 7 hours searched (Bonferroni)" in hour.finding
