@@ -51,9 +51,10 @@ def scaled_costs(fill: FillConfig, *, slippage: float | None = None,
 
 
 def quiet_replay(series: Sequence[BarSeries], spec: RunSpec, run_id: str,
-                 strategy: Any = None) -> tuple[ReplayResult, str | None]:
+                 strategy: Any = None, store: DiscardStore | None = None) -> tuple[ReplayResult, str | None]:
     """Replay ``spec`` on ``series`` as every research replay does: nothing stored
-    (:class:`research.optimize.DiscardStore`), alerts kept in memory.
+    (:class:`research.optimize.DiscardStore`, or ``store``: one that only counts what it is
+    given), alerts kept in memory.
 
     Returns
     -------
@@ -62,7 +63,8 @@ def quiet_replay(series: Sequence[BarSeries], spec: RunSpec, run_id: str,
         when it ran to the end).
     """
     alerts = MemoryAlertSink()
-    result = run_replay(series, spec, store=DiscardStore(), alerts=alerts, run_id=run_id, strategy=strategy)
+    result = run_replay(series, spec, store=store if store is not None else DiscardStore(), alerts=alerts,
+                        run_id=run_id, strategy=strategy)
     if result.strategy_enabled:
         return result, None
     return result, next((text for _, title, text, _ in alerts.alerts if "disabled" in title), "see the alerts")

@@ -44,8 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alerts.sinks import MemoryAlertSink
-from backtest.replay import ReplayResult, run_replay
+from backtest.replay import ReplayResult
 from backtest.sources import BarSeries
 from backtest.spec import RunSpec
 from core.enums import TradingState
@@ -53,7 +52,7 @@ from core.ports import Decision
 from research.fork_pool import WorkerDied, fork_map
 from research.metrics import compute_metrics
 from research.optimize import DiscardStore
-from research.rerun import error_text
+from research.rerun import error_text, quiet_replay
 from research.risk_metrics import max_drawdown_usd, recovery_factor, ulcer_index
 from research.safe_files import json_safe, write_whole
 from risk.config import RiskConfig
@@ -401,14 +400,13 @@ class _DenialCounter(DiscardStore):
 
 
 def _replay_level(series: Sequence[BarSeries], spec: RunSpec, level: float) -> SizingLevel | str:
-    """Replay one level as :func:`research.rerun.quiet_replay` does, with a store counting the
+    """Replay one level through :func:`research.rerun.quiet_replay` with a store counting the
     entries denied for rounding to zero shares; an error message instead of raising (in a worker,
     where a raise would lose the level it came from)."""
     try:
-        alerts, store = MemoryAlertSink(), _DenialCounter()
-        result = run_replay(series, spec, store=store, alerts=alerts, run_id=f"sizing-{level:g}")
-        if not result.strategy_enabled:
-            crash = next((text for _, title, text, _ in alerts.alerts if "disabled" in title), "see the alerts")
+        store = _DenialCounter()
+        result, crash = quiet_replay(series, spec, f"sizing-{level:g}", store=store)
+        if crash is not None:
             return f"the strategy raised and was disabled: {crash}"
         return measure_level(result, level, store.rounded_to_zero)
     except Exception as exc:  # reported with the level, never a broken pool
