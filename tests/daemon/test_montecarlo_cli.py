@@ -31,7 +31,15 @@ def replayed(tmp_path_factory) -> Replayed:
     return run
 
 
-def test_writes_the_report_json_and_csvs_into_the_run_folder(replayed):
+@pytest.fixture
+def wide_console(monkeypatch):
+    """The table is parsed row by row below: a console 200 columns wide whatever width the process
+    started with (the shared console fixes its width when first imported)."""
+    from daemon.cli_common import console
+    monkeypatch.setattr(console, "_width", 200)
+
+
+def test_writes_the_report_json_and_csvs_into_the_run_folder(replayed, wide_console):
     folder, run_id, _ = replayed
     result = _invoke("montecarlo", folder, "--sims", 2000, "--config", REPO_CONFIG)
     assert result.exit_code == 0, result.output
