@@ -256,7 +256,7 @@ def run_study(base: RunSpec, space: SearchSpace, data: StudyData, *, storage: st
         new_trials=loop.new, replays=loop.replays, cache_hits=loop.cache_hits, skipped=loop.skipped,
         runtime_s=time.perf_counter() - started, replay_s=loop.replay_s, period=data.period(), timeframe=data.default,
         seed=chosen_seed, pruning=bool(prune), grid_size=grid_size, interrupted=interrupted,
-        storage=storage_label(storage), best_setup=best_setup)
+        storage=storage_label(storage), best_setup=best_setup, data_fingerprint=data.fingerprint(None))
 
 
 def _executor_factory(executor: str | ExecutorFactory | None, dask_address: str | None,

@@ -232,9 +232,15 @@ class StudyLoop:
         if cached is not None:
             assert self.cache is not None and key is not None
             self.cache_hits += 1
+            # the pruner sees what the replay would report: the same trials are pruned, warm cache or not
+            intermediate = self.cache.intermediate(key) if self.prune_fraction else None
+            if intermediate is not None and self._report(trial, intermediate) and trial.should_prune():
+                self.finish(trial, "pruned", self._pruned_reason(intermediate), cached=True,
+                            intermediate=intermediate)
+                return True
             # the statistics take each parameter set's first trial: a repeat needs no returns of its own
             returns = None if param_key(values) in self.with_returns else self.cache.returns(key)
-            self.scored(trial, cached, cached=True, replay_s=None, intermediate=None, returns=returns)
+            self.scored(trial, cached, cached=True, replay_s=None, intermediate=intermediate, returns=returns)
             return True
         self.in_flight[trial.number] = (trial, key)
         self.asking = None
@@ -242,13 +248,22 @@ class StudyLoop:
         return True
 
     # -- results coming back
-    def on_intermediate(self, number: int, metrics: dict[str, Any]) -> bool:
+    def _report(self, trial: optuna.trial.Trial, metrics: dict[str, Any]) -> bool:
+        """Report the objective at the pruning step; False when it is not a number yet."""
         value = metrics.get(self.objectives[0])
         if value is None or not math.isfinite(value):
             return False  # nothing to compare yet: run on
-        trial = self.in_flight[number][0]
         trial.report(float(value), step=round(100 * (self.prune_fraction or 0)))
-        return trial.should_prune()
+        return True
+
+    def _pruned_reason(self, intermediate: dict[str, Any] | None) -> str:
+        shown = (intermediate or {}).get(self.objectives[0])
+        return (f"pruned at {self.prune_fraction:.0%} of the period: {self.objectives[0]} {shown:.4f} worse than "
+                "the median of earlier trials" if shown is not None else "pruned")
+
+    def on_intermediate(self, number: int, metrics: dict[str, Any]) -> bool:
+        trial = self.in_flight[number][0]
+        return self._report(trial, metrics) and trial.should_prune()
 
     def on_outcome(self, number: int, outcome: TrialOutcome) -> None:
         trial, key = self.in_flight[number]  # removed once told, so an interruption before that records it
@@ -257,14 +272,12 @@ class StudyLoop:
         if outcome.error is not None:
             self.finish(trial, "failed", outcome.error, replay_s=outcome.replay_s, intermediate=outcome.intermediate)
         elif outcome.pruned:
-            shown = (outcome.intermediate or {}).get(self.objectives[0])
-            self.finish(trial, "pruned", f"pruned at {self.prune_fraction:.0%} of the period: {self.objectives[0]} "
-                        f"{shown:.4f} worse than the median of earlier trials" if shown is not None else "pruned",
-                        replay_s=outcome.replay_s, intermediate=outcome.intermediate)
+            self.finish(trial, "pruned", self._pruned_reason(outcome.intermediate), replay_s=outcome.replay_s,
+                        intermediate=outcome.intermediate)
         else:
             assert outcome.metrics is not None
             if self.cache is not None and key is not None:
-                self.cache.put(key, outcome.metrics, outcome.returns)
+                self.cache.put(key, outcome.metrics, outcome.returns, outcome.intermediate)
             self.scored(trial, outcome.metrics, cached=False, replay_s=outcome.replay_s,
                         intermediate=outcome.intermediate, returns=outcome.returns)
         del self.in_flight[number]

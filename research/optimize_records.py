@@ -130,6 +130,7 @@ class StudyResult:
     interrupted: bool = False
     storage: str = ""
     best_setup: TrialSetup | None = None
+    data_fingerprint: str = ""  # of the default series (research.trial_cache.series_fingerprint); "" unknown
 
     @property
     def best(self) -> TrialRecord | None:

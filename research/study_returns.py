@@ -139,7 +139,7 @@ def trial_returns(result: StudyResult, data: StudyData, *, statuses: Sequence[st
     replayed here on ``data`` (:func:`backtest.replay.run_replay`): one recorded by an older
     tradingd or taken from an older cache entry, one of a status that keeps none (``statuses``
     beyond complete and filtered), or every trial when ``data`` is not what the study ran on (a
-    period or default timeframe other than the study's).
+    period, default timeframe or bar content other than the study's).
 
     Parameters
     ----------
@@ -163,7 +163,9 @@ def trial_returns(result: StudyResult, data: StudyData, *, statuses: Sequence[st
     research.search_space.TrialSetupError
         If a trial replayed here has risk or fill keys that no longer form a valid configuration.
     """
-    same_data = tuple(result.period) == data.period() and result.timeframe == data.default
+    # stored returns count only for the bars they were computed on (not merely the same window)
+    same_data = (tuple(result.period) == data.period() and result.timeframe == data.default
+                 and result.data_fingerprint in ("", data.fingerprint(None)))
     seen: set[str] = set()
     tasks: list[tuple[int, RunSpec, str | None]] = []
     params: dict[int, dict[str, Any]] = {}

@@ -42,6 +42,8 @@ CACHE_STUDY = "tradingd.trial-cache"
 RETURNS_STUDY = "tradingd.trial-cache.returns"
 """Name of the reserved study holding each entry's daily returns, one trial per entry."""
 _RETURNS_REF = "_returns_trial"  # key in an entry: the trial id of its returns in RETURNS_STUDY
+_INTERMEDIATE = "_intermediate"  # key in an entry: the metrics at the pruning step (what the pruner saw)
+_RESERVED = (_RETURNS_REF, _INTERMEDIATE)
 CACHE_VERSION = 1
 """Part of every key: entries written under another version never match."""
 
@@ -119,7 +121,13 @@ class TrialCache:
     def get(self, key: str) -> dict[str, Any] | None:
         """Return the metrics stored under ``key``, or None."""
         entry = self._entries.get(key)
-        return {k: v for k, v in entry.items() if k != _RETURNS_REF} if entry is not None else None
+        return {k: v for k, v in entry.items() if k not in _RESERVED} if entry is not None else None
+
+    def intermediate(self, key: str) -> dict[str, Any] | None:
+        """Return the metrics the replay under ``key`` reported at its pruning step (so a cache hit
+        can show the pruner what a fresh replay would), or None (no pruning step, or an older entry)."""
+        value = (self._entries.get(key) or {}).get(_INTERMEDIATE)
+        return dict(value) if isinstance(value, dict) else None
 
     def returns(self, key: str) -> DailyReturns | None:
         """Return the daily returns stored under ``key``; None when there is no entry, the entry
@@ -133,9 +141,13 @@ class TrialCache:
             return None
         return DailyReturns.from_json(trial.user_attrs.get("returns"))
 
-    def put(self, key: str, metrics: Mapping[str, Any], returns: DailyReturns | None = None) -> None:
-        """Store ``metrics`` (JSON-safe: numbers, None, strings) and ``returns`` (when given) under ``key``."""
-        value = {k: v for k, v in metrics.items() if k != _RETURNS_REF}
+    def put(self, key: str, metrics: Mapping[str, Any], returns: DailyReturns | None = None,
+            intermediate: Mapping[str, Any] | None = None) -> None:
+        """Store ``metrics`` (JSON-safe: numbers, None, strings), ``returns`` and the metrics at the
+        pruning step ``intermediate`` (when given) under ``key``."""
+        value: dict[str, Any] = {k: v for k, v in metrics.items() if k not in _RESERVED}
+        if intermediate:
+            value[_INTERMEDIATE] = dict(intermediate)
         if returns is not None:
             if self._returns_study_id is None:
                 self._returns_study_id = _reserved_study(self._storage, RETURNS_STUDY)

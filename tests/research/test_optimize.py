@@ -287,6 +287,20 @@ def test_parameter_sets_already_replayed_on_the_same_data_come_from_the_cache(tm
     assert CACHE_STUDY in {s.study_name for s in optuna.get_all_study_summaries(storage)}
 
 
+def test_a_warm_cache_prunes_the_same_trials_as_a_fresh_study(tmp_path, data):
+    """A cache hit shows the pruner the half-period value its replay reported, so which trials are
+    pruned (and so the statistics over the kept ones) does not depend on the cache being warm."""
+    storage = mem()
+    fresh = run_study(BASE, WIDE, data, storage=storage, study_name="fresh", method="random", n_trials=12, seed=1,
+                      filters=FEW)
+    warm = run_study(BASE, WIDE, data, storage=storage, study_name="warm", method="random", n_trials=12, seed=1,
+                     filters=FEW)
+    assert any(t.status == "pruned" for t in fresh.trials) and warm.cache_hits > 0
+    assert [(t.params, t.status) for t in warm.trials] == [(t.params, t.status) for t in fresh.trials]
+    assert [t.metrics for t in warm.trials] == [t.metrics for t in fresh.trials]
+    assert any(t.cached and t.intermediate is not None for t in warm.trials)
+
+
 def direct_returns(result: Any, trial: TrialRecord, data: StudyData) -> pd.Series:
     """The daily returns of a trial's parameter set, from a replay of our own."""
     setup = result.space.apply(result.base, trial.params)

@@ -93,6 +93,13 @@ def test_trials_without_returns_are_replayed_for_them(study, data, returns):
                            end=datetime(2019, 7, 1, tzinfo=timezone.utc))
     shorter = trial_returns(study, other)
     assert shorter.replayed == again.replayed and shorter.returns.index[-1] < returns.returns.index[-1]
+    # nor for other bars of the same window and timeframe (another symbol)
+    aapl = StudyData.load([SPY.with_name("AAPL.csv.gz")], start=datetime(2019, 1, 1, tzinfo=timezone.utc),
+                          end=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    assert aapl.period() == data.period()
+    on_aapl = trial_returns(study, aapl)
+    assert on_aapl.replayed == again.replayed
+    assert not on_aapl.returns.equals(returns.returns)
 
 
 def test_each_trials_daily_returns_compound_to_its_total_return_and_give_its_sharpe(study, returns):
