@@ -35,22 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def make_series(n: int, seed: int = 7):
-    import numpy as np
-
-    from backtest.sources import BarSeries
-    from core.time import NANOS_PER_MINUTE
-
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.0008, n)))
-    open_ = np.concatenate([[100.0], close[:-1]])
-    spread = np.abs(rng.normal(0, 0.0005, n)) * close
-    high = np.maximum(open_, close) + spread
-    low = np.minimum(open_, close) - spread
-    volume = rng.integers(1_000, 50_000, n).astype(float)
-    ts = (1_577_836_800 * 1_000_000_000) + np.arange(n, dtype=np.int64) * NANOS_PER_MINUTE
-    return BarSeries("BENCH", NANOS_PER_MINUTE, ts, open_, high, low, close, volume, "synthetic", "bench")
+from replay_throughput import make_series  # noqa: E402  (the same seeded one-minute random walk)
 
 
 def main() -> None:

@@ -23,12 +23,13 @@ import typer
 from rich.markup import escape
 
 from daemon.cli_common import StopOnSignals as _Stop
-from daemon.cli_common import config_with_path as _load_config
 from daemon.cli_common import console, err
 from daemon.cli_common import fail as _fail
 from daemon.cli_common import out_problem as _out_problem
 from daemon.cli_common import warn as _warn
 from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, with_defaults
+from daemon.study_cli import (BaseConfigOpt, CacheOpt, DataOpt, EndOpt, FilesArg, JobsOpt, StartOpt, StrategyOpt,
+                              StudyDbOpt, load_study_setup)
 
 if TYPE_CHECKING:
     from daemon.config import AppConfig
@@ -150,11 +151,8 @@ def _progress_text(p: "StudyProgress", objective: str) -> str:
 
 
 def optimize(
-    files: Annotated[Optional[list[Path]], typer.Argument(
-        metavar="FILE|DIR", show_default=False, help="Bar files or folders; same as --data.")] = None,
-    strategy: Annotated[Optional[str], typer.Option(
-        "--strategy", "-s", metavar="NAME", show_default=False,
-        help="Strategy name or package.module:Class; default the space file's strategy, else \\[strategy] name.")] = None,
+    files: FilesArg = None,
+    strategy: StrategyOpt = None,
     space: Annotated[Optional[Path], typer.Option(
         "--space", metavar="FILE", show_default=False,
         help="Search space (TOML): \\[params.<name>], \\[risk.<key>], \\[fill.<key>], \\[timeframe], constraints, "
@@ -173,10 +171,8 @@ def optimize(
         "--out", "-o", metavar="DIR", show_default=False,
         help="Output folder (report.html, report.pdf, summary.txt, statistics.json, trials.csv, summary.json, "
              "best.toml). Default runs/<study name>.")] = None,
-    jobs: Annotated[int, typer.Option(metavar="N", help="Replays at a time (worker processes).")] = 1,
-    config: Annotated[Optional[Path], typer.Option(
-        "--config", "-c", metavar="FILE", show_default=False,
-        help="Base configuration (TOML); its data, risk, fill and signal settings are every trial's start.")] = None,
+    jobs: JobsOpt = 1,
+    config: BaseConfigOpt = None,
     seed: Annotated[Optional[int], typer.Option(
         metavar="N", show_default=False, help="Sampler seed (default: random, kept with the study).")] = None,
     min_trades: Annotated[int, typer.Option(metavar="N", help="Rank only trials with at least N round trips.")] = 20,
@@ -189,21 +185,15 @@ def optimize(
         metavar="NAME", show_default=False,
         help="Study to create or resume. Default: derived from strategy, method, space, settings and data, so "
              "the same command resumes.")] = None,
-    db: Annotated[Optional[str], typer.Option(
-        "--db", metavar="URL", show_default=False,
-        help="State database holding the study: sqlite:///path.db or postgresql+psycopg://user@host/db.")] = None,
-    data: Annotated[Optional[list[Path]], typer.Option(
-        "--data", "-d", metavar="FILE|DIR", show_default=False, help="Bar file or folder; repeatable.")] = None,
-    start: Annotated[Optional[str], typer.Option(
-        metavar="TIME", show_default=False, help="First bar start, ISO-8601 with timezone (inclusive).")] = None,
-    end: Annotated[Optional[str], typer.Option(
-        metavar="TIME", show_default=False, help="Last bar start, ISO-8601 with timezone (exclusive).")] = None,
+    db: StudyDbOpt = None,
+    data: DataOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     prune: Annotated[Optional[bool], typer.Option(
         "--prune/--no-prune", show_default=False,
         help="Replay the first half of the period first and let the median pruner stop poor trials. Default: on "
              "for one objective except grid.")] = None,
-    cache: Annotated[bool, typer.Option(
-        "--cache/--no-cache", help="Reuse metrics of parameter sets already replayed on the same data.")] = True,
+    cache: CacheOpt = True,
     progress: Annotated[bool, typer.Option(metavar="", help="Show a progress bar (on stderr).")] = True,
     dask: Annotated[Optional[str], typer.Option(
         "--dask", metavar="tcp://HOST:PORT", show_default=False,
@@ -215,26 +205,13 @@ def optimize(
     from daemon.config import ConfigError
     from research.optimize import (OptimizeError, StudyData, TrialFilters, default_study_name, parse_objectives,
                                    require_shared_storage)
-    from research.search_space import SpaceError, load_space
+    from research.search_space import SpaceError
     from state.db import StoreError
 
-    paths = [str(Path(p).resolve()) for p in [*(data or []), *(files or [])]]
-    overrides: dict[str, Any] = {}
-    options: dict[str, str] = {}
-    for key, value, option in (("data.start", start, "--start"), ("data.end", end, "--end"),
-                               ("state.database_url", db, "--db"), ("data.paths", paths or None, "--data")):
-        if value is not None:
-            overrides[key], options[key] = value, option
     try:
         objectives = parse_objectives(objective)
         filters = TrialFilters(min_trades=min_trades, max_drawdown=max_drawdown, min_win_rate=min_win_rate or None)
-        config_path, cfg = _load_config(config, overrides, options)
-        space_path = space if space is not None else Path("spaces") / f"{strategy or cfg.strategy.name}.toml"
-        study_space = load_space(space_path, strategy=strategy, default_strategy=cfg.strategy.name)
-        if study_space.strategy != cfg.strategy.name:  # another strategy: the base file's params are not its own
-            overrides.update({"strategy.name": study_space.strategy, "strategy.params": {}})
-            options["strategy.name"] = "--strategy"
-            config_path, cfg = _load_config(config, overrides, options)
+        config_path, cfg, study_space = load_study_setup(config, files, data, start, end, db, space, strategy)
         if dask is not None:  # before loading any bars
             from research.distributed import parse_dask_address
 
@@ -327,8 +304,8 @@ def _write(result: "StudyResult", out_dir: Path, config_path: Path | None, cfg: 
     if statistics is not None:
         (out_dir / "statistics.json").write_text(json.dumps(statistics, indent=2, default=str))
         written.append("statistics.json")
-    # report.html, report.pdf and the full summary.txt (summary, top 10, sensitivity, overfitting,
-    # recommended configuration, implementation notes) replace write_study_outputs' short one
+    # report.html, report.pdf and summary.txt (summary, top 10, sensitivity, overfitting,
+    # recommended configuration, implementation notes)
     report = write_study_report(result, out_dir, statistics=statistics, data=data)
     written += [name for name in report if name not in written]
     write_best(out_dir, best_config(config_path, cfg, result), written,

@@ -11,17 +11,18 @@ Each window's study lives in the state database, so running the same command aga
 """
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
 
 from daemon.cli_common import StopOnSignals as _Stop
-from daemon.cli_common import config_with_path as _load_config
 from daemon.cli_common import console, err
 from daemon.cli_common import fail as _fail
 from daemon.cli_common import out_problem as _out_problem
 from daemon.help_defaults import DEFAULT_CONFIG, HelpCommand, with_defaults
+from daemon.study_cli import (BaseConfigOpt, CacheOpt, DataOpt, EndOpt, FilesArg, JobsOpt, StartOpt, StrategyOpt,
+                              StudyDbOpt, load_study_setup)
 
 if TYPE_CHECKING:
     from daemon.config import AppConfig
@@ -42,11 +43,8 @@ def _steps(text: str | None) -> list[str]:
 
 
 def walkforward(
-    files: Annotated[Optional[list[Path]], typer.Argument(
-        metavar="FILE|DIR", show_default=False, help="Bar files or folders; same as --data.")] = None,
-    strategy: Annotated[Optional[str], typer.Option(
-        "--strategy", "-s", metavar="NAME", show_default=False,
-        help="Strategy name or package.module:Class; default the space file's strategy, else \\[strategy] name.")] = None,
+    files: FilesArg = None,
+    strategy: StrategyOpt = None,
     space: Annotated[Optional[Path], typer.Option(
         "--space", metavar="FILE", show_default=False,
         help="Search space (TOML), as for tradingd optimize. Default spaces/<strategy>.toml.")] = None,
@@ -85,10 +83,8 @@ def walkforward(
         "--out", "-o", metavar="DIR", show_default=False,
         help="Output folder (report.html, report.pdf, folds.csv, oos_equity.csv, walkforward.json, summary.txt, best.toml). Default "
              "runs/walkforward-<strategy>-<method>-<train>-<test>-<step>.")] = None,
-    jobs: Annotated[int, typer.Option(metavar="N", help="Replays at a time (worker processes).")] = 1,
-    config: Annotated[Optional[Path], typer.Option(
-        "--config", "-c", metavar="FILE", show_default=False,
-        help="Base configuration (TOML); its data, risk, fill and signal settings are every trial's start.")] = None,
+    jobs: JobsOpt = 1,
+    config: BaseConfigOpt = None,
     seed: Annotated[Optional[int], typer.Option(
         metavar="N", show_default=False, help="Sampler seed of every window's study (default: random, kept "
                                               "with each study).")] = None,
@@ -97,39 +93,26 @@ def walkforward(
     max_drawdown: Annotated[Optional[float], typer.Option(
         metavar="FRACTION", show_default=False,
         help="Rank only sets whose training max drawdown is at most this (0.3 = 30%).")] = None,
-    db: Annotated[Optional[str], typer.Option(
-        "--db", metavar="URL", show_default=False,
-        help="State database holding the studies: sqlite:///path.db or postgresql+psycopg://user@host/db.")] = None,
-    data: Annotated[Optional[list[Path]], typer.Option(
-        "--data", "-d", metavar="FILE|DIR", show_default=False, help="Bar file or folder; repeatable.")] = None,
-    start: Annotated[Optional[str], typer.Option(
-        metavar="TIME", show_default=False, help="First bar start, ISO-8601 with timezone (inclusive).")] = None,
-    end: Annotated[Optional[str], typer.Option(
-        metavar="TIME", show_default=False, help="Last bar start, ISO-8601 with timezone (exclusive).")] = None,
+    db: StudyDbOpt = None,
+    data: DataOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     prune: Annotated[Optional[bool], typer.Option(
         "--prune/--no-prune", show_default=False,
         help="Median pruning inside each study. Default: on for one objective except grid.")] = None,
-    cache: Annotated[bool, typer.Option(
-        "--cache/--no-cache", help="Reuse metrics of parameter sets already replayed on the same bars.")] = True,
+    cache: CacheOpt = True,
     statistics: Annotated[bool, typer.Option(
-        "--statistics/--no-statistics", help="PSR, DSR, MinTRL, PBO and the overfitting verdict (replays every "
-                                             "ranked set of each window once more).")] = True,
+        "--statistics/--no-statistics", help="PSR, DSR, MinTRL, PBO and the overfitting verdict (from the daily "
+                                             "returns each trial's replay kept).")] = True,
 ) -> None:
     from backtest.sources import DataError
     from daemon.config import ConfigError
     from research.benchmark import BenchmarkError
     from research.optimize import OptimizeError, StudyData, TrialFilters, parse_objectives
-    from research.search_space import SpaceError, load_space
+    from research.search_space import SpaceError
     from research.walk_forward import WalkForwardError, parse_period
     from state.db import StoreError
 
-    paths = [str(Path(p).resolve()) for p in [*(data or []), *(files or [])]]
-    overrides: dict[str, Any] = {}
-    options: dict[str, str] = {}
-    for key, value, option in (("data.start", start, "--start"), ("data.end", end, "--end"),
-                               ("state.database_url", db, "--db"), ("data.paths", paths or None, "--data")):
-        if value is not None:
-            overrides[key], options[key] = value, option
     steps = _steps(compare_steps)
     try:
         for label, period in (("--train", train), ("--test", test), ("--step", step), *(
@@ -145,13 +128,7 @@ def walkforward(
             raise OptimizeError(f"--trials {trials}: must be 1 or more")
         objectives = parse_objectives(objective)
         filters = TrialFilters(min_trades=min_trades, max_drawdown=max_drawdown)
-        config_path, cfg = _load_config(config, overrides, options)
-        space_path = space if space is not None else Path("spaces") / f"{strategy or cfg.strategy.name}.toml"
-        wf_space = load_space(space_path, strategy=strategy, default_strategy=cfg.strategy.name)
-        if wf_space.strategy != cfg.strategy.name:  # another strategy: the base file's params are not its own
-            overrides.update({"strategy.name": wf_space.strategy, "strategy.params": {}})
-            options["strategy.name"] = "--strategy"
-            config_path, cfg = _load_config(config, overrides, options)
+        config_path, cfg, wf_space = load_study_setup(config, files, data, start, end, db, space, strategy)
         from alerts.logging import configure_logging
 
         configure_logging(cfg.logging.format, cfg.logging.level)

@@ -1,6 +1,6 @@
-"""The output files of a study (:func:`write_study_outputs`): ``trials.csv`` (every trial),
-``summary.json`` (the machine summary) and ``summary.txt`` (optimization summary and top 10).
-The study report (:mod:`research.reports.study_page`) adds ``report.html`` and the full text.
+"""The data files of a study (:func:`write_study_outputs`): ``trials.csv`` (every trial) and
+``summary.json`` (the machine summary). The study report (:mod:`research.reports.study_page`)
+writes ``report.html``, ``report.pdf`` and ``summary.txt``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import csv
 import json
 import math
 import os
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -69,63 +68,10 @@ def _summary(result: StudyResult) -> dict[str, Any]:
     }
 
 
-def _fmt(value: Any, kind: str = "num") -> str:
-    if value is None:
-        return "-"
-    if kind == "pct":
-        return f"{100 * value:.2f}%"
-    if kind == "int":
-        return f"{int(value)}"
-    return f"{value:.3f}"
-
-
-def _params_text(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k.removeprefix('params.')}={v:.6g}" if isinstance(v, float) else f"{k.removeprefix('params.')}={v}"
-                     for k, v in params.items())
-
-
-def _summary_text(result: StudyResult) -> str:
-    counts = result.counts()
-    objectives = ", ".join(f"{n} ({d})" for n, d in zip(result.objectives, result.directions))
-    counted = sum(counts.get(s, 0) for s in COUNTED)
-    per_trial = result.runtime_s / result.new_trials if result.new_trials else None
-    filters = result.filters
-    lines = ["optimization summary",
-             f"  study      {result.study_name} ({result.storage})",
-             f"  strategy   {result.strategy}; space {result.space.source}",
-             f"  method     {result.method}" + (f" ({result.grid_size:,} grid combinations)" if result.grid_size else "")
-             + f", seed {result.seed}, pruning {'on' if result.pruning else 'off'}",
-             f"  metric     {objectives}",
-             f"  period     {result.period[0]} .. {result.period[1]} ({result.timeframe} bars)",
-             f"  trials     {counted} of {result.target}: " + ", ".join(
-                 f"{counts.get(s, 0)} {s}" for s in ("complete", "filtered", "pruned", "failed"))
-             + f" ({counts.get('skipped', 0)} skipped by constraints, {counts.get('interrupted', 0)} interrupted)",
-             f"  this run   {result.new_trials} trials, {result.replays} replays, {result.cache_hits} from the cache"
-             + (" (interrupted)" if result.interrupted else ""),
-             f"  filters    min trades {filters.min_trades}, max drawdown {filters.max_drawdown or 'none'}, "
-             f"min win rate {filters.min_win_rate or 'none'}",
-             f"  runtime    {result.runtime_s:.1f} s" + (f" ({per_trial:.2f} s per trial)" if per_trial else ""),
-             ""]
-    if len(result.objectives) > 1:
-        lines.append(f"pareto front: {len(result.pareto)} trials (ranked first below)")
-        lines.append("")
-    lines.append("top 10")
-    header = (f"  {'rank':>4} {'trial':>5} {'sharpe':>8} {'return':>9} {'max dd':>8} {'win rate':>8} {'trades':>6}"
-              "  parameters")
-    lines.append(header)
-    for rank, t in enumerate(result.ranked[:10], 1):
-        m = t.metrics or {}
-        lines.append(f"  {rank:>4} {t.number:>5} {_fmt(m.get('sharpe')):>8} {_fmt(m.get('total_return'), 'pct'):>9} "
-                     f"{_fmt(m.get('max_drawdown'), 'pct'):>8} {_fmt(m.get('win_rate'), 'pct'):>8} "
-                     f"{_fmt(m.get('trades'), 'int'):>6}  {_params_text(t.params)}")
-    if not result.ranked:
-        lines.append("  (no trial passed the filters)")
-    return "\n".join(lines) + "\n"
-
-
 def write_study_outputs(result: StudyResult, out_dir: str | Path) -> list[str]:
-    """Write ``trials.csv`` (every trial: params, metrics, status, reason), ``summary.json`` and
-    ``summary.txt`` (sections "optimization summary" and "top 10") into ``out_dir`` (created).
+    """Write ``trials.csv`` (every trial: params, metrics, status, reason) and ``summary.json``
+    into ``out_dir`` (created). ``summary.txt`` is the study report's
+    (:func:`research.reports.study_page.write_study_report`), written once with every section.
 
     Each file is written to a temporary name and moved into place, so a reader never sees half a
     file. Returns the names written.
@@ -135,8 +81,7 @@ def write_study_outputs(result: StudyResult, out_dir: str | Path) -> list[str]:
     written = []
     for name, write in (("trials.csv", lambda p: _trials_csv(result, p)),
                         ("summary.json", lambda p: p.write_text(json.dumps(_summary(result), indent=2,
-                                                                           default=_json_default) + "\n")),
-                        ("summary.txt", lambda p: p.write_text(_summary_text(result)))):
+                                                                           default=_json_default) + "\n"))):
         tmp = out / f".{name}.tmp"
         write(tmp)
         os.replace(tmp, out / name)

@@ -9,6 +9,7 @@ or a fresh PostgreSQL schema.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import tomllib
 from collections.abc import Callable
@@ -17,15 +18,14 @@ from typing import Any
 
 import optuna
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from daemon.cli import app as tradingd
 from daemon.config import load_config
-from daemon.optimize_cli import register, toml_document
+from daemon.optimize_cli import toml_document
 from research.optimize import open_study_storage
 from strategies.sma_cross import SmaCross
-from tests.daemon.conftest import REPO_CONFIG, SLICE, SPY, sqlite_url
+from tests.daemon.conftest import REPO_CONFIG, SLICE, SPY, invoke, sqlite_url
 
 SPACE = """
 strategy = "sma_cross"
@@ -61,21 +61,8 @@ class StopOnce(SmaCross):
 
 @pytest.fixture
 def optimize() -> Callable[..., Any]:
-    """``optimize(*args)`` runs ``tradingd optimize *args`` in-process (the command as registered)."""
-    app = typer.Typer()
-
-    @app.callback()
-    def _main() -> None:
-        """tradingd"""
-
-    register(app)
-    runner = CliRunner()
-
-    def invoke(*args: object) -> Any:
-        return runner.invoke(app, ["optimize", *(str(a) for a in args)], prog_name="tradingd",
-                             env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
-
-    return invoke
+    """``optimize(*args)`` runs ``tradingd optimize *args`` in-process, through the CLI as installed."""
+    return functools.partial(invoke, "optimize")
 
 
 def space_file(tmp_path: Path, text: str = SPACE) -> Path:

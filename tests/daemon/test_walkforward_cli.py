@@ -9,6 +9,7 @@ Each run is a 4-point sma_cross grid per window over SPY hourly bars 2016-2018 (
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import tomllib
 from collections.abc import Callable
@@ -17,13 +18,11 @@ from typing import Any
 
 import optuna
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from daemon.cli import app as tradingd
-from daemon.walkforward_cli import register
 from research.optimize import open_study_storage
-from tests.daemon.conftest import REPO_CONFIG, SPY, sqlite_url
+from tests.daemon.conftest import REPO_CONFIG, SPY, invoke, sqlite_url
 
 SPACE = """
 strategy = "sma_cross"
@@ -43,21 +42,8 @@ WINDOW = ("--start", "2016-01-01T00:00:00Z", "--end", "2019-01-01T00:00:00Z")
 
 @pytest.fixture
 def walkforward() -> Callable[..., Any]:
-    """``walkforward(*args)`` runs ``tradingd walkforward *args`` in-process (the command as registered)."""
-    app = typer.Typer()
-
-    @app.callback()
-    def _main() -> None:
-        """tradingd"""
-
-    register(app)
-    runner = CliRunner()
-
-    def invoke(*args: object) -> Any:
-        return runner.invoke(app, ["walkforward", *(str(a) for a in args)], prog_name="tradingd",
-                             env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
-
-    return invoke
+    """``walkforward(*args)`` runs ``tradingd walkforward *args`` in-process, through the CLI as installed."""
+    return functools.partial(invoke, "walkforward")
 
 
 def args(tmp_path: Path, *extra: object, db: str | None = None) -> list[object]:
